@@ -1,0 +1,81 @@
+"""Behaviour of the common role on a converged host."""
+
+
+def journal(host, unit):
+    return host.run(f"journalctl -u {unit} -n 50 --no-pager").stdout
+
+
+def test_base_packages_are_usable(host):
+    assert host.run("curl --version").rc == 0
+    assert host.run("git --version").rc == 0
+    # acl: setfacl works, which become_user to an unprivileged user relies on
+    host.check_output("touch /tmp/acl-probe && setfacl -m u:demo:r /tmp/acl-probe")
+    assert "user:demo:r--" in host.check_output("getfacl -p /tmp/acl-probe")
+
+
+def test_timezone_is_applied(host):
+    tz = host.run("timedatectl show -p Timezone --value")
+    if tz.rc == 0:  # timedated needs D-Bus, which these containers do not run
+        assert tz.stdout.strip() == "Europe/Berlin"
+    assert host.check_output("readlink /etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
+    assert host.check_output("date +%Z") in ("CET", "CEST")
+    assert host.check_output("python3 -c 'import time; print(time.tzname[0])'") == "CET"
+
+
+def test_locale_is_generated_and_default(host):
+    assert "en_US.utf8" in host.check_output("locale -a").split()
+    host.check_output("python3 -c 'import locale; locale.setlocale(locale.LC_ALL, \"en_US.UTF-8\")'")
+    assert "LANG=en_US.UTF-8" in host.file("/etc/default/locale").content_string.splitlines()
+    # pam_env reads /etc/default/locale for su sessions
+    assert host.check_output("env -u LANG su -s /bin/sh demo -c 'echo $LANG'") == "en_US.UTF-8"
+
+
+def test_app_user_is_a_system_account(host):
+    user = host.user("demo")
+    assert user.exists
+    assert user.uid < 1000 and user.gid < 1000
+    assert user.group == "demo"
+    assert user.shell == "/usr/sbin/nologin"
+    assert user.home == "/srv/demo"
+    home = host.file("/srv/demo")
+    assert home.is_directory
+    assert (home.user, home.group, home.mode) == ("demo", "demo", 0o755)
+
+
+def test_app_user_runs_commands_but_cannot_log_in(host):
+    assert host.run("sudo -u demo true").rc == 0
+    ident = host.check_output("su -s /bin/sh demo -c id")
+    assert "(demo)" in ident.split()[1]  # gid=NNN(demo)
+    login = host.run("su demo -c true")
+    assert login.rc != 0
+    assert "not available" in login.stdout + login.stderr
+
+
+def test_sysctl_drop_in_holds_the_values(host):
+    lines = host.file("/etc/sysctl.d/60-djangoprod.conf").content_string.splitlines()
+    for line in ("net.core.somaxconn = 4096", "net.ipv4.tcp_max_syn_backlog = 4096",
+                 "vm.swappiness = 10", "vm.overcommit_memory = 1",
+                 "net.ipv4.ip_local_port_range = 10240 65000"):
+        assert line in lines
+    # systemd-sysctl reads the drop-in from its own search path
+    assert "vm.swappiness = 10" in host.check_output("/usr/lib/systemd/systemd-sysctl --cat-config")
+
+
+def test_systemd_sysctl_skipped_in_container_not_failed(host):
+    failed = host.run("systemctl is-failed systemd-sysctl.service").stdout.strip()
+    assert failed != "failed", journal(host, "systemd-sysctl.service")
+    if host.run("test -w /proc/sys/vm/swappiness").rc == 0:  # a VM or bare metal applies it
+        assert host.check_output("sysctl -n vm.swappiness") == "10"
+    else:  # a container: ConditionPathIsReadWrite=/proc/sys skips the unit
+        result = host.check_output("systemctl show -p ConditionResult --value systemd-sysctl.service")
+        assert result == "no", journal(host, "systemd-sysctl.service")
+
+
+def test_journald_keeps_logs_persistently_with_a_cap(host):
+    config = host.check_output("systemd-analyze cat-config systemd/journald.conf")
+    assert "Storage=persistent" in config and "SystemMaxUse=256M" in config
+    assert host.service("systemd-journald").is_running, journal(host, "systemd-journald")
+    host.check_output("systemd-cat -t common-probe echo persisted")
+    host.run("journalctl --flush")
+    out = host.check_output("journalctl -D /var/log/journal -t common-probe --no-pager -o cat")
+    assert "persisted" in out
