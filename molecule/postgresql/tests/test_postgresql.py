@@ -1,0 +1,162 @@
+"""Behaviour of the postgresql role: clients connect, privileges hold, tuning is live."""
+
+import importlib.util
+import pathlib
+import re
+import shlex
+
+import pytest
+
+APP = ("demo", "demo-test-password", "demo")
+OTHER = ("other", "other-test-password", "otherdb")
+MEMORY_MB = 2048  # postgresql_memory_mb in converge.yml
+
+
+def _pg_tune():
+    """The collection's own sizing filter: the expected values come from the same code."""
+    path = pathlib.Path(__file__).resolve().parents[3] / "plugins" / "filter" / "sizing.py"
+    spec = importlib.util.spec_from_file_location("djangoprod_sizing", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pg_tune
+
+
+def unit(host):
+    """postgresql@<version>-main: 17 on Debian 13, 15 on Debian 12."""
+    version = host.check_output("ls /etc/postgresql").split()[0]
+    return f"postgresql@{version}-main"
+
+
+def journal(host):
+    return host.run(f"journalctl -u {unit(host)} -n 50 --no-pager").stdout
+
+
+def psql_tcp(host, user, password, database, sql):
+    """psql over TCP to 127.0.0.1 with a password (never peer authentication)."""
+    cmd = (
+        f"PGPASSWORD={shlex.quote(password)} PGCONNECT_TIMEOUT=5 psql -X -v ON_ERROR_STOP=1 -At "
+        f"-h 127.0.0.1 -p 5432 -U {shlex.quote(user)} -d {shlex.quote(database)} "
+        f"-c {shlex.quote(sql)}"
+    )
+    return host.run(cmd)
+
+
+def psql_admin(host, sql, database="postgres"):
+    with host.sudo("postgres"):
+        return host.run(f"psql -X -At -d {shlex.quote(database)} -c {shlex.quote(sql)}")
+
+
+def test_server_is_running(host):
+    assert host.service(unit(host)).is_running, journal(host)
+
+
+def test_app_user_writes_and_reads_its_database(host):
+    user, password, database = APP
+    sql = (
+        "CREATE TABLE IF NOT EXISTS molecule_probe (id serial PRIMARY KEY, note text);"
+        "INSERT INTO molecule_probe (note) VALUES ('hello from testinfra');"
+        "SELECT note FROM molecule_probe ORDER BY id DESC LIMIT 1;"
+    )
+    result = psql_tcp(host, user, password, database, sql)
+    assert result.rc == 0, result.stderr + journal(host)
+    assert result.stdout.strip().splitlines()[-1] == "hello from testinfra"
+
+
+def test_wrong_password_is_refused(host):
+    user, _, database = APP
+    result = psql_tcp(host, user, "not-the-password", database, "SELECT 1")
+    assert result.rc != 0
+    assert "password authentication failed" in result.stderr
+
+
+def test_passwords_are_stored_as_scram(host):
+    out = psql_admin(host, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid "
+                           "WHERE rolname IN ('demo', 'other')")
+    assert out.rc == 0, out.stderr
+    assert out.stdout.split() == ["t", "t"]
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("CREATE DATABASE sneaky", "permission denied to create database"),
+    ("CREATE ROLE sneaky", "permission denied to create role"),
+    # PostgreSQL 15 words it "must be superuser to alter superuser roles".
+    ("ALTER ROLE demo SUPERUSER", r"permission denied|must be superuser"),
+])
+def test_app_user_has_least_privilege(host, sql, message):
+    user, password, database = APP
+    result = psql_tcp(host, user, password, database, sql)
+    assert result.rc != 0, f"{sql!r} succeeded for the app user"
+    assert re.search(message, result.stderr), result.stderr
+
+
+def test_other_user_cannot_connect_to_the_app_database(host):
+    user, password, _ = OTHER
+    result = psql_tcp(host, user, password, APP[2], "SELECT 1")
+    assert result.rc != 0
+    assert "permission denied for database" in result.stderr
+    # ...while it does reach its own database.
+    own = psql_tcp(host, user, password, OTHER[2], "SELECT current_database()")
+    assert own.rc == 0, own.stderr
+    assert own.stdout.strip() == OTHER[2]
+
+
+def test_public_has_no_connect_privilege(host):
+    out = psql_admin(host, "SELECT has_database_privilege('public', 'demo', 'CONNECT'), "
+                           "has_database_privilege('demo', 'demo', 'CONNECT')")
+    assert out.stdout.strip() == "f|t", out.stderr
+
+
+def test_databases_are_owned_by_their_users(host):
+    out = psql_admin(host, "SELECT datname || ':' || pg_get_userbyid(datdba) FROM pg_database "
+                           "WHERE datname IN ('demo', 'otherdb') ORDER BY datname")
+    assert out.stdout.split() == ["demo:demo", "otherdb:other"]
+
+
+@pytest.mark.parametrize("name", [
+    "shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem", "wal_buffers",
+])
+def test_memory_settings_follow_pg_tune(host, name):
+    expected = _pg_tune()(MEMORY_MB, cpus=int(host.check_output("nproc")))[name]
+    result = psql_admin(host, f"SHOW {name}")
+    assert result.stdout.strip() == expected, journal(host)
+
+
+def test_nothing_waits_for_a_restart(host):
+    out = psql_admin(host, "SELECT count(*) FROM pg_settings WHERE pending_restart")
+    assert out.stdout.strip() == "0", journal(host)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("password_encryption", "scram-sha-256"),
+    ("shared_preload_libraries", "pg_stat_statements"),
+    ("log_min_duration_statement", "500ms"),
+    ("log_lock_waits", "on"),
+    ("log_checkpoints", "on"),
+    ("log_temp_files", "0"),
+    ("listen_addresses", "localhost"),
+])
+def test_settings_are_live(host, name, expected):
+    assert psql_admin(host, f"SHOW {name}").stdout.strip() == expected
+
+
+def test_config_files_have_no_errors(host):
+    out = psql_admin(host, "SELECT count(*) FROM pg_file_settings WHERE error IS NOT NULL")
+    assert out.stdout.strip() == "0"
+    out = psql_admin(host, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL")
+    assert out.stdout.strip() == "0"
+
+
+def test_pg_stat_statements_records_queries(host):
+    user, password, database = APP
+    psql_tcp(host, user, password, database, "SELECT 42 AS molecule_marker")
+    result = psql_tcp(host, user, password, database,
+                      "SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%molecule_marker%'")
+    assert result.rc == 0, result.stderr
+    assert int(result.stdout.strip()) >= 1
+
+
+def test_extensions_exist_in_each_database(host):
+    assert psql_admin(host, "SELECT extname FROM pg_extension WHERE extname = 'pg_stat_statements'",
+                      database="demo").stdout.strip() == "pg_stat_statements"
+    out = psql_admin(host, "SELECT extname FROM pg_extension ORDER BY extname", database="otherdb")
+    assert {"pg_stat_statements", "pg_trgm"} <= set(out.stdout.split())

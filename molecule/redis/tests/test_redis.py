@@ -1,0 +1,159 @@
+"""Behaviour of the two Redis instances: auth, sizing, persistence, eviction, listeners."""
+
+import importlib.util
+import pathlib
+import re
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+USER = "app"
+INSTANCES = {
+    # name: (port, password) as set in converge.yml
+    "cache": (6379, "cache-secret-for-tests"),
+    "broker": (6380, "broker-secret-for-tests"),
+}
+MEMORY_MB = 2048  # redis_memory_mb in converge.yml
+
+
+def _sizing():
+    spec = importlib.util.spec_from_file_location("sizing", ROOT / "plugins" / "filter" / "sizing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bytes(value):
+    number, unit = re.fullmatch(r"(\d+)([kmg]?b?)", value.lower()).groups()
+    return int(number) * {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2,
+                          "g": 1000**3, "gb": 1024**3}[unit]
+
+
+def journal(host, name):
+    unit = f"redis-server@{name}.service"
+    return host.run(f"journalctl -u {unit} -n 50 --no-pager").stdout
+
+
+def cli(host, name, *args, auth=True, stdin=None):
+    port, password = INSTANCES[name]
+    cmd = f"redis-cli --no-auth-warning -h 127.0.0.1 -p {port}"
+    if auth:
+        cmd += f" --user {USER} --pass {password}"
+    cmd += " " + " ".join(f"'{a}'" for a in args)
+    if stdin is not None:
+        cmd = f"{stdin} | {cmd}"
+    return host.run(cmd)
+
+
+def ok(host, name, *args):
+    result = cli(host, name, *args)
+    refused = re.match(r"(ERR|NOAUTH|WRONGPASS|NOPERM|OOM)\b", result.stdout)
+    assert result.rc == 0 and not refused, (
+        f"redis-cli {args} on {name}: rc={result.rc} {result.stdout!r} {result.stderr!r}\n"
+        + journal(host, name))
+    return result.stdout.strip()
+
+
+def config_get(host, name, key):
+    lines = ok(host, name, "CONFIG", "GET", key).splitlines()
+    assert lines[0] == key, lines
+    return lines[1] if len(lines) > 1 else ""
+
+
+def info(host, name, section):
+    out = ok(host, name, "INFO", section)
+    return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_instance_runs_from_its_own_config(host, name):
+    port = INSTANCES[name][0]
+    assert info(host, name, "server")["config_file"].strip() == f"/etc/redis/redis-{name}.conf"
+    assert info(host, name, "server")["tcp_port"].strip() == str(port)
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_unauthenticated_command_is_refused(host, name):
+    result = cli(host, name, "PING", auth=False)
+    out = result.stdout + result.stderr
+    assert "NOAUTH" in out and "PONG" not in out, out
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_wrong_password_is_refused(host, name):
+    port = INSTANCES[name][0]
+    result = host.run(f"redis-cli --no-auth-warning -p {port} --user {USER} --pass wrong PING")
+    out = result.stdout + result.stderr
+    assert "WRONGPASS" in out and "PONG" not in out, out
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_app_user_can_set_and_get(host, name):
+    value = uuid.uuid4().hex
+    assert ok(host, name, "SET", f"test:setget:{name}", value) == "OK"
+    assert ok(host, name, "GET", f"test:setget:{name}") == value
+    ok(host, name, "DEL", f"test:setget:{name}")
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_protected_mode_is_on(host, name):
+    assert config_get(host, name, "protected-mode") == "yes"
+
+
+def test_cache_is_bounded_lru_without_persistence(host):
+    expected = _bytes(_sizing().redis_maxmemory(MEMORY_MB))
+    assert config_get(host, "cache", "maxmemory-policy") == "allkeys-lru"
+    assert int(config_get(host, "cache", "maxmemory")) == expected
+    assert config_get(host, "cache", "save") == ""
+    assert config_get(host, "cache", "appendonly") == "no"
+
+
+def test_broker_never_evicts_and_keeps_an_aof(host):
+    assert config_get(host, "broker", "maxmemory-policy") == "noeviction"
+    assert config_get(host, "broker", "appendonly") == "yes"
+    assert config_get(host, "broker", "appendfsync") == "everysec"
+    assert info(host, "broker", "persistence")["aof_enabled"].strip() == "1"
+
+
+def test_broker_keeps_a_key_across_a_restart(host):
+    key, value = "test:durable", uuid.uuid4().hex
+    assert ok(host, "broker", "SET", key, value) == "OK"
+    restart = host.run("systemctl restart redis-server@broker.service")
+    assert restart.rc == 0, restart.stderr + journal(host, "broker")
+    assert ok(host, "broker", "GET", key) == value, journal(host, "broker")
+    ok(host, "broker", "DEL", key)
+
+
+def test_full_cache_evicts_instead_of_refusing_writes(host):
+    original = config_get(host, "cache", "maxmemory")
+    used = int(info(host, "cache", "memory")["used_memory"])
+    evicted_before = int(info(host, "cache", "stats")["evicted_keys"])
+    try:
+        # Room for about 1 MB more, then write about 4 MB of 1 KB values.
+        ok(host, "cache", "CONFIG", "SET", "maxmemory", str(used + 1024 * 1024))
+        writes = ("v=$(head -c 1024 /dev/zero | tr '\\0' x); "
+                  "seq 4000 | sed \"s/.*/SET test:fill:& $v/\"")
+        result = cli(host, "cache", stdin=writes)
+        assert result.rc == 0, result.stderr + journal(host, "cache")
+        replies = result.stdout.split()
+        assert replies and set(replies) == {"OK"}, sorted(set(replies))[:5]
+        assert int(info(host, "cache", "stats")["evicted_keys"]) > evicted_before
+        assert int(ok(host, "cache", "DBSIZE")) < 4000
+    finally:
+        ok(host, "cache", "CONFIG", "SET", "maxmemory", original)
+        ok(host, "cache", "FLUSHALL")
+
+
+def test_instances_listen_only_on_loopback(host):
+    out = host.check_output("ss -Hltn")
+    for name, (port, _) in INSTANCES.items():
+        addresses = {line.split()[3].rsplit(":", 1)[0]
+                     for line in out.splitlines() if line.split()[3].endswith(f":{port}")}
+        assert "127.0.0.1" in addresses, f"{name}: {out}\n" + journal(host, name)
+        assert addresses <= {"127.0.0.1", "[::1]"}, f"{name} listens on {addresses}"
+
+
+def test_stock_single_instance_is_off(host):
+    stock = host.service("redis-server")
+    assert not stock.is_running and not stock.is_enabled
