@@ -1,0 +1,227 @@
+"""Behaviour of the nginx role in front of the stand-in app of prepare.yml."""
+
+import uuid
+
+import pytest
+
+NAME = "app.example.test"
+CERT = "/etc/ssl/djangoprod/stub/fullchain.pem"
+ACCESS_LOG = "/var/log/nginx/stub.access.log"
+STUB_LOG = "/var/log/stub/requests.log"
+SOCKET = "unix:/run/stub/app.sock"
+# Every HTTPS request trusts only the placeholder certificate, so each one also checks the SAN.
+CURL = (f"curl -sS -i --max-time 10 --cacert {CERT} "
+        f"--resolve {NAME}:80:127.0.0.1 --resolve {NAME}:443:127.0.0.1")
+
+
+def journal(host):
+    return host.run(
+        "journalctl -u nginx -n 50 --no-pager; tail -n 20 /var/log/nginx/error.log; "
+        "journalctl -u stub-app -n 20 --no-pager").stdout
+
+
+def request(host, url, options=""):
+    """Return (status, headers as {lowercase name: [values]}, body) of a curl request."""
+    result = host.run(f"{CURL} {options} '{url}'")
+    assert result.rc == 0, f"curl {url}: {result.stderr}\n{journal(host)}"
+    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    lines = head.split("\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return int(lines[0].split()[1]), headers, body
+
+
+def log_line(host, marker):
+    return host.run(f"grep -F -- '{marker}' {ACCESS_LOG}").stdout
+
+
+def python(host, script):
+    return host.run(f"python3 - <<'EOF'\n{script}\nEOF")
+
+
+def test_http_redirects_to_https_with_same_host_and_path(host):
+    status, headers, _ = request(host, f"http://{NAME}/some/path/?q=1")
+    assert status == 301, journal(host)
+    assert headers["location"] == [f"https://{NAME}/some/path/?q=1"]
+
+
+def test_acme_challenge_is_served_over_http_from_the_webroot(host):
+    token = uuid.uuid4().hex
+    directory = "/var/www/acme/.well-known/acme-challenge"
+    host.run_test(f"mkdir -p {directory} && echo 'key-authz-{token}' > {directory}/{token}")
+    try:
+        status, headers, body = request(host, f"http://{NAME}/.well-known/acme-challenge/{token}")
+    finally:
+        host.run(f"rm -f {directory}/{token}")
+    assert status == 200, journal(host)
+    assert body.strip() == f"key-authz-{token}"
+    assert "location" not in headers
+
+
+def test_https_reaches_the_app_through_the_unix_socket(host):
+    marker = uuid.uuid4().hex
+    status, _, body = request(host, f"https://{NAME}/hello/?probe={marker}")
+    assert status == 200, journal(host)
+    assert f"stub app: GET /hello/?probe={marker}" in body
+    # Proxy headers and upstream keep-alive (empty Connection header).
+    assert f"host={NAME} proto=https real_ip=127.0.0.1 connection=None" in body
+    line = log_line(host, marker)
+    assert f'ua="{SOCKET}" us=200' in line, line
+    assert "rt=" in line and "urt=" in line
+
+
+@pytest.mark.parametrize("path", ["/hello/", "/static/css/app.css", "/media/photo.txt",
+                                  "/static/missing.css"])
+def test_https_responses_carry_hsts_and_security_headers(host, path):
+    status, headers, _ = request(host, f"https://{NAME}{path}")
+    assert status in (200, 404), journal(host)
+    assert headers["strict-transport-security"] == ["max-age=31536000; includeSubDomains"]
+    assert headers["x-content-type-options"] == ["nosniff"]
+    # Exactly one value: the app's SAMEORIGIN is hidden behind nginx's DENY.
+    assert headers["x-frame-options"] == ["DENY"]
+    assert headers["referrer-policy"] == ["same-origin"]
+    assert "server" not in headers or headers["server"] == ["nginx"]
+
+
+def test_static_files_are_served_by_nginx_with_cache_headers(host):
+    marker = uuid.uuid4().hex
+    status, headers, body = request(host, f"https://{NAME}/static/css/app.css?probe={marker}")
+    assert status == 200, journal(host)
+    assert body == "body { color: #333; }\n"
+    assert headers["cache-control"] == ["max-age=2592000"]
+    assert "expires" in headers
+    assert 'ua="-"' in log_line(host, marker)
+    assert marker not in host.file(STUB_LOG).content_string
+
+
+def test_media_files_are_served_by_nginx(host):
+    status, headers, body = request(host, f"https://{NAME}/media/photo.txt")
+    assert status == 200, journal(host)
+    assert body == "uploaded media\n"
+    assert headers["cache-control"] == ["max-age=604800"]
+
+
+def test_large_text_responses_are_gzipped(host):
+    status, headers, _ = request(host, f"https://{NAME}/big/", "-o /dev/null -D - -H 'Accept-Encoding: gzip'")
+    assert status == 200, journal(host)
+    assert headers.get("content-encoding") == ["gzip"]
+    assert "Accept-Encoding" in ", ".join(headers.get("vary", []))
+
+
+def test_health_location_reaches_the_app_without_access_log(host):
+    marker = uuid.uuid4().hex
+    status, _, body = request(host, f"https://{NAME}/health/?probe={marker}")
+    assert status == 200, journal(host)
+    assert f"GET /health/?probe={marker}" in body
+    assert log_line(host, marker) == ""
+
+
+TLS_PROBE = """
+import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.{version}
+try:
+    with socket.create_connection(("127.0.0.1", 443), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="{name}") as tls:
+            print("accepted", tls.version())
+except ssl.SSLError as error:
+    print("refused", error)
+"""
+
+
+@pytest.mark.parametrize("version,accepted", [("TLSv1_1", False), ("TLSv1_2", True), ("TLSv1_3", True)])
+def test_tls_versions(host, version, accepted):
+    out = python(host, TLS_PROBE.format(version=version, name=NAME)).stdout
+    if accepted:
+        assert out.startswith("accepted"), out
+    else:
+        assert out.startswith("refused"), out
+        # The server refused with a protocol_version alert: the client did offer the version.
+        assert "PROTOCOL_VERSION" in out and "NO_PROTOCOLS_AVAILABLE" not in out, out
+
+
+BODY_PROBE = """
+import http.client, ssl
+ctx = ssl.create_default_context(cafile="{cert}")
+conn = http.client.HTTPSConnection("127.0.0.1", 443, context=ctx, timeout=10)
+conn.sock = ctx.wrap_socket(__import__("socket").create_connection(("127.0.0.1", 443)),
+                            server_hostname="{name}")
+conn.putrequest("POST", "/upload/", skip_host=True)
+conn.putheader("Host", "{name}")
+conn.putheader("Content-Length", str({size}))
+conn.endheaders()
+if {size} <= 1048576:
+    conn.send(b"x" * {size})
+response = conn.getresponse()
+print(response.status, response.read().decode(errors="replace").splitlines()[0])
+"""
+
+
+def test_request_body_above_the_limit_is_refused(host):
+    out = python(host, BODY_PROBE.format(cert=CERT, name=NAME, size=25 * 1024 * 1024 + 1)).stdout
+    assert out.startswith("413"), out + journal(host)
+
+
+def test_request_body_below_the_limit_reaches_the_app(host):
+    out = python(host, BODY_PROBE.format(cert=CERT, name=NAME, size=1048576)).stdout
+    assert out.startswith("200 stub app: POST /upload/ body=1048576"), out + journal(host)
+
+
+RATE_PROBE = """
+import collections, http.client, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+conn = http.client.HTTPSConnection("{address}", 443, context=ctx, timeout=10)
+codes = collections.Counter()
+for _ in range(120):
+    conn.request("GET", "{path}", headers={{"Host": "{name}"}})
+    response = conn.getresponse()
+    response.read()
+    codes[response.status] += 1
+print(dict(codes))
+"""
+
+
+def container_address(host):
+    return host.check_output("ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -n1")
+
+
+def test_clients_are_rate_limited(host):
+    out = python(host, RATE_PROBE.format(address=container_address(host), path="/limited/", name=NAME)).stdout
+    codes = eval(out)  # noqa: S307 - a dict printed by our own probe
+    assert codes.get(429, 0) > 0 and codes.get(200, 0) >= 40, out
+
+
+def test_health_location_is_not_rate_limited(host):
+    out = python(host, RATE_PROBE.format(address=container_address(host), path="/health/", name=NAME)).stdout
+    assert eval(out) == {200: 120}, out  # noqa: S307
+
+
+def test_allowlisted_clients_are_not_rate_limited(host):
+    out = python(host, RATE_PROBE.format(address="127.0.0.1", path="/allowed/", name=NAME)).stdout
+    assert eval(out) == {200: 120}, out  # noqa: S307
+
+
+def test_certificate_names_the_server(host):
+    out = host.run(
+        f"openssl s_client -connect 127.0.0.1:443 -servername {NAME} </dev/null 2>/dev/null"
+        " | openssl x509 -noout -ext subjectAltName").stdout
+    assert f"DNS:{NAME}" in out and f"DNS:www.{NAME}" in out, out
+
+
+def test_nginx_config_passes_without_warnings(host):
+    result = host.run("nginx -t")
+    assert result.rc == 0, result.stderr
+    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, result.stderr
+
+
+def test_default_site_is_gone_and_the_site_is_enabled(host):
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+    link = host.file("/etc/nginx/sites-enabled/stub.conf")
+    assert link.is_symlink and link.linked_to == "/etc/nginx/sites-available/stub.conf"
