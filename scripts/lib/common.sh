@@ -81,9 +81,12 @@ codename_for() {
 
 # Build (once) a systemd-capable Debian image by debootstrap + docker import.
 ensure_image() {
-  local release="$1" codename tag rootfs mirror host_codename
+  local release="$1" codename tag rootfs mirror host_codename recipe
   tag="$IMAGE_PREFIX:$release"
-  docker image inspect "$tag" >/dev/null 2>&1 && return 0
+  # A change to this recipe rebuilds the image; otherwise it is built once and reused.
+  recipe=$(declare -f ensure_image | sha256sum | cut -c1-12)
+  [ "$(docker image inspect -f '{{ index .Config.Labels "djangoprod.recipe" }}' "$tag" 2>/dev/null)" = "$recipe" ] \
+    && return 0
   need_root
   apt_install debootstrap
   codename=$(codename_for "$release")
@@ -119,10 +122,13 @@ ensure_image() {
     ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
   done
   echo "$release" > "$rootfs/etc/djangoprod-image"
-  rm -rf "$rootfs/var/cache/apt/archives/"*.deb "$rootfs/var/lib/apt/lists/"*_Packages
+  # Package lists stay, as on any installed server: apt's cache_valid_time refreshes them
+  # once they are older than the roles allow.
+  chroot "$rootfs" apt-get update -qq >/dev/null 2>&1 || die "apt-get update failed inside the $codename root"
+  rm -rf "$rootfs/var/cache/apt/archives/"*.deb
   log "docker import $tag"
   tar -C "$rootfs" -c . | docker import \
-    -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' \
+    -c 'CMD ["/lib/systemd/systemd"]' -c 'ENV container=docker' -c "LABEL djangoprod.recipe=$recipe" \
     - "$tag" >/dev/null
   rm -rf "$rootfs" "$rootfs.log"
 }

@@ -1,0 +1,98 @@
+"""Bad input fails before anything on the host changes, with a message naming the variable."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+PLAYBOOK = ROOT / "playbooks" / "small.yml"
+GOOD_SECRET = {"stack_redis_broker_password": "test-only-broker-password"}
+
+
+def _run(tmp_path, extra=None, inventory=None, playbook=PLAYBOOK):
+    inventory_dir = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    cmd = ["ansible-playbook", "-i", str(inventory_dir), str(playbook)]
+    if inventory:
+        cmd += ["-i", str(inventory)]
+    if extra is not None:
+        path = tmp_path / "extra.json"
+        path.write_text(json.dumps(extra))
+        cmd += ["-e", f"@{path}"]
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
+    out = proc.stdout + proc.stderr
+    recap = out[out.rfind("PLAY RECAP"):]
+    changed = [int(n) for n in re.findall(r"changed=(\d+)", recap)]
+    return proc.returncode, out, changed
+
+
+def _assert_untouched(host):
+    assert not host.package("nginx").is_installed
+    assert not host.package("postgresql").is_installed
+    assert not host.user("demo").exists
+    assert not host.file("/srv/demo").exists
+
+
+def test_missing_secret_is_named(host, tmp_path):
+    rc, out, changed = _run(tmp_path)
+    assert rc != 0
+    assert "stack_redis_broker_password" in out, out[-3000:]
+    assert "missing required arguments" in out, out[-3000:]
+    assert changed and set(changed) == {0}, out[-2000:]
+    _assert_untouched(host)
+
+
+def test_wrong_type_of_a_role_variable_is_named(host, tmp_path):
+    rc, out, changed = _run(tmp_path, {**GOOD_SECRET, "gunicorn_workers": "many"})
+    assert rc != 0
+    assert "gunicorn_workers" in out, out[-3000:]
+    assert set(changed) == {0}
+    _assert_untouched(host)
+
+
+def test_wrong_type_of_a_stack_variable_is_named(host, tmp_path):
+    rc, out, changed = _run(tmp_path, {**GOOD_SECRET, "stack_app_port": "eighty"})
+    assert rc != 0
+    assert "stack_app_port" in out, out[-3000:]
+    assert set(changed) == {0}
+    _assert_untouched(host)
+
+
+def test_unusable_secret_is_named_without_echoing_it(host, tmp_path):
+    secret = "has'a-quote-in-it-0123"
+    rc, out, changed = _run(tmp_path, {"stack_redis_broker_password": secret})
+    assert rc != 0
+    assert "stack_redis_broker_password must be a string" in out, out[-3000:]
+    assert secret not in out
+    assert set(changed) == {0}
+    _assert_untouched(host)
+
+
+@pytest.fixture()
+def twin_inventory(tmp_path):
+    """A second inventory name for the same container, also in group beat."""
+    inventory = tmp_path / "twin.yml"
+    inventory.write_text(
+        "all:\n"
+        "  children:\n"
+        "    beat:\n"
+        "      hosts:\n"
+        "        preflight-twin:\n"
+        "          ansible_host: preflight-deb13\n"
+        "          ansible_connection: community.docker.docker\n")
+    return inventory
+
+
+def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory):
+    # site.yml (any tier): the general preflight names the group and the role variable.
+    rc, out, changed = _run(tmp_path, GOOD_SECRET, inventory=twin_inventory,
+                            playbook=ROOT / "playbooks" / "site.yml")
+    assert rc != 0
+    assert "exactly one host in group 'beat'" in out, out[-3000:]
+    assert "celery_beat_enabled" in out
+    assert set(changed) == {0}
+    _assert_untouched(host)

@@ -1,0 +1,196 @@
+"""The small tier, end to end: real requests through nginx, gunicorn, Django, PostgreSQL, Redis
+and Celery on one host."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import time
+
+import pytest
+
+from helpers.stack import Site, install_helper, journal
+
+DOMAIN = "demo.example.test"
+APP = "demo"
+SOCKET = f"/run/{APP}/gunicorn.sock"
+ACCESS_LOG = f"/var/log/nginx/{APP}.access.log"
+
+
+@pytest.fixture(scope="module")
+def site(host):
+    return Site(host, DOMAIN)
+
+
+def _access_log_lines(host, needle):
+    return [line for line in host.file(ACCESS_LOG).content_string.splitlines() if needle in line]
+
+
+def test_http_redirects_to_https(site):
+    status, headers, _ = site.request("GET", "/notes/1/?x=1", scheme="http")
+    assert status == 301
+    assert headers["location"] == f"https://{DOMAIN}/notes/1/?x=1"
+
+
+def test_https_request_reaches_django_through_the_gunicorn_socket(host, site):
+    status, body = site.json("GET", "/health/")
+    assert status == 200, body
+    assert body["status"] == "ok"
+    assert body["server"].startswith("gunicorn"), body
+    # /ready/ is logged: its line names the unix socket as the upstream that answered.
+    status, body = site.json("GET", "/ready/")
+    assert status == 200, (body, journal(host, f"{APP}.service"))
+    assert body == {"database": True, "cache": True, "broker": True}
+    lines = _access_log_lines(host, '"GET /ready/')
+    assert lines, "no access log line for /ready/"
+    assert f'ua="unix:{SOCKET}"' in lines[-1], lines[-1]
+
+
+def test_security_headers(site):
+    status, headers, _ = site.request("GET", "/health/")
+    assert status == 200
+    assert headers["strict-transport-security"].startswith("max-age=31536000")
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_admin_css_is_served_by_nginx_without_gunicorn(host, site):
+    # The CSS the admin login page links to (hashed name from the static manifest).
+    status, _, page = site.request("GET", "/admin/login/")
+    assert status == 200
+    match = re.search(r'href="(/static/admin/css/base(?:\.[0-9a-f]+)?\.css)"', page)
+    assert match, page[:1000]
+    path = match.group(1)
+    status, headers, body = site.request("GET", path)
+    assert status == 200
+    assert "max-age" in headers.get("cache-control", ""), headers
+    on_disk = host.file(f"/srv/{APP}/current{path}").content_string
+    assert body == on_disk
+    line = _access_log_lines(host, f'"GET {path}')[-1]
+    assert 'ua="-"' in line, line
+    gunicorn_log = host.file(f"/var/log/{APP}/gunicorn-access.log").content_string
+    assert path not in gunicorn_log
+
+
+def test_write_then_read_round_trip(host, site):
+    text = f"round trip {time.time()}"
+    status, created = site.json("POST", "/notes/", {"text": text})
+    assert status == 201, created
+    status, fetched = site.json("GET", f"/notes/{created['id']}/")
+    assert status == 200 and fetched["text"] == text
+    with host.sudo("postgres"):
+        row = host.check_output(
+            f"psql -d {APP} -Atc 'SELECT text FROM core_note WHERE id = {int(created['id'])}'")
+    assert row == text
+
+
+def test_celery_task_sent_by_the_app_completes(host, site):
+    status, sent = site.json("POST", "/tasks/add/", {"x": 19, "y": 23})
+    assert status == 202, sent
+    state = {}
+    for _ in range(60):
+        status, state = site.json("GET", f"/tasks/{sent['task_id']}/")
+        if state.get("state") == "SUCCESS":
+            break
+        time.sleep(0.5)
+    assert state.get("state") == "SUCCESS", (state, journal(host, f"{APP}-celery-worker.service"))
+    assert state["result"] == 42
+
+
+def test_beat_heartbeats_arrive(host, site):
+    _, first = site.json("GET", "/heartbeats/")
+    time.sleep(8)
+    _, second = site.json("GET", "/heartbeats/")
+    assert second["count"] > first["count"], (first, second, journal(host, f"{APP}-celery-beat.service"))
+
+
+def test_media_upload_is_served_by_nginx(host, site):
+    host.run_test("head -c 300000 /dev/urandom > /tmp/upload.bin")
+    status, _, body = site.request("POST", "/upload/", form_file="/tmp/upload.bin")
+    assert status == 201, body
+    uploaded = json.loads(body)
+    assert uploaded["size"] == 300000
+    status, headers, _ = site.request("GET", uploaded["url"], body=False)
+    assert status == 200
+    assert headers["content-length"] == "300000"
+    line = _access_log_lines(host, f'"GET {uploaded["url"]}')[-1]
+    assert 'ua="-"' in line
+
+
+def test_socket_unit_holds_the_socket(host):
+    socket = host.service(f"{APP}.socket")
+    assert socket.is_enabled
+    assert socket.is_running
+    listen = host.check_output(f"systemctl show {APP}.socket -p Listen --value")
+    assert SOCKET in listen
+    assert host.socket(f"unix://{SOCKET}").is_listening
+
+
+def test_restart_under_load_drops_no_request(host):
+    script = install_helper(host, "loadcheck.py")
+    out = host.run(
+        f"python3 {script} --host {DOMAIN} --path /health/ --threads 8 --seconds 8 "
+        f"--restart-after 2 --restart-unit {APP}.service")
+    assert out.rc == 0, out.stderr
+    result = json.loads(out.stdout)
+    print("restart under load:", result)
+    assert result["during_restart"] > 0, result
+    assert result["failed"] == 0, (result, journal(host, f"{APP}.service"))
+    assert host.service(f"{APP}.service").is_running
+
+
+def test_logrotate_and_processes_keep_writing(host, site):
+    host.run_test(f"logrotate -f /etc/logrotate.d/{APP} /etc/logrotate.d/{APP}-gunicorn")
+    for name in ("gunicorn-access.log", "celery-worker.log"):
+        assert host.file(f"/var/log/{APP}/{name}.1").exists, name
+    # New traffic and a new task after the rotation land in the new files.
+    site.json("GET", "/ready/")
+    site.json("POST", "/notes/", {"text": "after rotation"})
+    status, sent = site.json("POST", "/tasks/add/", {"x": 1, "y": 1})
+    assert status == 202
+    deadline = time.time() + 30
+    sizes = {}
+    while time.time() < deadline:
+        sizes = {name: host.file(f"/var/log/{APP}/{name}").size
+                 for name in ("gunicorn-access.log", "app.log", "celery-worker.log")}
+        if all(sizes.values()):
+            break
+        time.sleep(1)
+    assert all(sizes.values()), sizes
+    owner = host.file(f"/var/log/{APP}/gunicorn-access.log")
+    assert (owner.user, owner.group) == (APP, APP)
+
+
+def test_check_deploy_passes_on_deployed_settings(host):
+    out = host.run(f"/usr/local/bin/{APP}-manage check --deploy --fail-level WARNING")
+    assert out.rc == 0, out.stdout + out.stderr
+
+
+def test_one_beat_and_workers_running(host):
+    assert host.service(f"{APP}-celery-beat.service").is_running
+    assert host.service(f"{APP}-celery-worker.service").is_running
+    assert len(host.process.filter(comm="celery")) >= 2
+
+
+def test_only_expected_ports_listen_publicly(host):
+    for port in (5432, 6379, 6380):
+        assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening, port
+    assert host.socket("tcp://0.0.0.0:443").is_listening
+    assert host.socket("tcp://0.0.0.0:80").is_listening
+
+
+def test_check_mode_on_the_converged_host_changes_nothing():
+    """ansible-playbook --check --diff of the same playbook reports changed=0 (and runs clean)."""
+    scenario = pathlib.Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    playbook = (scenario / "../../playbooks/small.yml").resolve()
+    inventory_dir = str(pathlib.Path(inventory).parent)
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", inventory_dir, str(playbook), "--check", "--diff"],
+        capture_output=True, text=True, timeout=900, check=False, env=env)
+    recap = proc.stdout[proc.stdout.rfind("PLAY RECAP"):]
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    counts = dict(re.findall(r"(\w+)=(\d+)", recap))
+    assert counts.get("changed") == "0", recap
+    assert counts.get("failed") == "0", recap
