@@ -21,6 +21,7 @@ def installed(tmp_path_factory):
     work = tmp_path_factory.mktemp("collection")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env["ANSIBLE_HOME"] = str(work / "home")
+    env["ANSIBLE_NOCOLOR"] = "1"
     out = _run(["ansible-galaxy", "collection", "build", str(ROOT), "--output-path", str(work)], env, work)
     tarball = next(work.glob("djangoprod-stack-*.tar.gz"))
     assert "Created collection" in out
@@ -58,7 +59,8 @@ def test_filters_work_and_are_documented_by_fqcn(installed):
 @pytest.mark.parametrize("role", ROLES)
 def test_roles_resolve_by_fqcn(installed, role):
     out = _run(["ansible-doc", "-t", "role", f"djangoprod.stack.{role}"], installed["env"], installed["work"])
-    assert "ENTRY POINT: main" in out
+    assert f"ROLE: *djangoprod.stack.{role}* ({installed['path']}" in out
+    assert "ENTRY POINT: *main*" in out
 
 
 def test_site_playbook_runs_by_fqcn(installed):
@@ -66,7 +68,7 @@ def test_site_playbook_runs_by_fqcn(installed):
     inventory.write_text("all:\n  hosts:\n    web1:\n      ansible_connection: local\n")
     out = _run(["ansible-playbook", "-i", str(inventory), "djangoprod.stack.site", "--syntax-check"],
                installed["env"], installed["work"])
-    assert "playbook: djangoprod.stack.site" in out
+    assert f"playbook: {installed['path']}/ansible_collections/djangoprod/stack/playbooks/site.yml" in out
     out = _run(["ansible-playbook", "-i", str(inventory), "djangoprod.stack.site", "--list-tasks"],
                installed["env"], installed["work"])
     for role in ("common", "postgresql", "redis", "django", "gunicorn", "celery", "nginx", "logrotate"):
