@@ -17,9 +17,8 @@ work="$ROOT/.cache/bench"
 mkdir -p "$work"
 
 converge() {  # name
-  write_stack_inventory "$work/inventory-$1" "$1"
-  mkdir -p "$work/inventory-$1/host_vars"
-  cat > "$work/inventory-$1/host_vars/$1.yml" <<YAML
+  write_stack_inventory "$work/$1" "$1"
+  cat > "$work/$1/inventory/host_vars/$1.yml" <<YAML
 ---
 stack_app_source: archive
 stack_app_archive: $ROOT/.cache/demo-app.tar.gz
@@ -28,7 +27,7 @@ postgresql_memory_mb: 2048
 redis_memory_mb: 2048
 gunicorn_memory_mb: 2048
 YAML
-  ansible-playbook -i "$work/inventory-$1" --vault-password-file "$work/inventory-$1/vault-password" \
+  ansible-playbook -i "$work/$1/inventory" --vault-password-file "$work/$1/vault-password" \
     playbooks/small.yml > "$work/$1.log" 2>&1 || { tail -n 40 "$work/$1.log"; die "converge of $1 failed"; }
 }
 seconds() { local s; s=$(date +%s.%N); "$@"; echo "$(date +%s.%N) - $s" | bc; }

@@ -199,11 +199,12 @@ start_stack_container() {
   die "container $name did not boot systemd (state: ${state:-unknown})"
 }
 
-# write_stack_inventory DIR HOST: an inventory for one container in every group of the small
-# tier, reusing the example inventory's variables and a freshly generated vault.
+# write_stack_inventory DIR HOST: DIR/inventory, an inventory for one container in every group of
+# the small tier (the example inventory's variables and a generated vault), and the vault's
+# password in DIR/vault-password (outside the inventory directory, which Ansible reads whole).
 write_stack_inventory() {
-  local dir="$1" host="$2"
-  mkdir -p "$dir/group_vars/all"
+  local dir="$1/inventory" pass="$1/vault-password" host="$2"
+  mkdir -p "$dir/group_vars/all" "$dir/host_vars"
   cat > "$dir/hosts.yml" <<YAML
 ---
 all:
@@ -220,14 +221,14 @@ all:
     redis: {hosts: {$host: {}}}
 YAML
   ln -sfn "$ROOT/inventories/small/group_vars/all/main.yml" "$dir/group_vars/all/main.yml"
-  if [ ! -f "$dir/vault-password" ]; then
-    umask 077
-    python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$dir/vault-password"
+  if [ ! -f "$pass" ]; then
+    (umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$pass")
   fi
   if [ ! -f "$dir/group_vars/all/vault.yml" ]; then
-    python3 - > "$dir/group_vars/all/vault.plain.yml" <<'PY'
+    python3 - <<'PY' | "$VENV/bin/ansible-vault" encrypt --vault-password-file "$pass" \
+        --output "$dir/group_vars/all/vault.yml" - >/dev/null
 import secrets
-def token(n=32):
+def token(n):
     return secrets.token_urlsafe(n)
 print("---")
 print(f"vault_stack_secret_key: {token(48)}")
@@ -236,8 +237,5 @@ print(f"vault_stack_redis_cache_password: {token(24)}")
 print(f"vault_stack_redis_broker_password: {token(24)}")
 print(f"vault_demo_admin_password: {token(12)}")
 PY
-    "$VENV/bin/ansible-vault" encrypt --vault-password-file "$dir/vault-password" \
-      --output "$dir/group_vars/all/vault.yml" "$dir/group_vars/all/vault.plain.yml" >/dev/null
-    rm -f "$dir/group_vars/all/vault.plain.yml"
   fi
 }
