@@ -164,7 +164,7 @@ tool_env() {
   ensure_collection_link
   export PATH="$VENV/bin:$PATH"
   export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
-  export ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections:$VENV/lib/python3.11/site-packages"
+  # This checkout first, then the collections the ansible package bundles.
   ANSIBLE_COLLECTIONS_PATH="$ROOT/.cache/collections:$("$VENV/bin/python" -c 'import ansible_collections, os; print(os.path.dirname(ansible_collections.__path__[0]))')"
   export ANSIBLE_COLLECTIONS_PATH
   export ANSIBLE_HOME="$ROOT/.cache/ansible"
