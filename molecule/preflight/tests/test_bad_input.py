@@ -78,7 +78,7 @@ def twin_inventory(tmp_path):
         "    beat:\n"
         "      hosts:\n"
         "        preflight-twin:\n"
-        "          ansible_host: preflight-deb13\n"
+        "          ansible_host: preflight\n"
         "          ansible_connection: community.docker.docker\n")
     return inventory
 

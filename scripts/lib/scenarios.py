@@ -1,0 +1,146 @@
+"""Find the molecule scenarios and run them, once per Debian release each one asks for.
+
+Every directory molecule/<name>/ with a molecule.yml is a scenario (so a new one cannot be left
+out); its `driver.releases` (default: the base config's) lists the releases it runs on. Jobs run
+on a few workers at once; two releases of one scenario never overlap (they share container
+names). Each job's output goes to a log file, printed whole when the job fails.
+
+    python scenarios.py list                   scenario@release, one a line
+    python scenarios.py run [NAME[@REL] ...]   run all (or the named) jobs, print a summary
+"""
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+MOLECULE = ROOT / "molecule"
+BASE = ROOT / ".config" / "molecule" / "config.yml"
+LOGS = ROOT / ".cache" / "test-logs"
+
+
+def _releases(path):
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return [str(r) for r in (data.get("driver") or {}).get("releases") or []]
+
+
+def scenarios():
+    """{name: [releases]} for every scenario directory, in name order."""
+    default = _releases(BASE) or ["13"]
+    found = {}
+    for molecule_yml in sorted(MOLECULE.glob("*/molecule.yml")):
+        found[molecule_yml.parent.name] = _releases(molecule_yml) or default
+    return found
+
+
+def jobs(selection):
+    """(scenario, release) pairs: all of them, or those named as NAME or NAME@RELEASE."""
+    known = scenarios()
+    if not selection:
+        return [(name, rel) for name, rels in known.items() for rel in rels]
+    picked = []
+    for item in selection:
+        name, _, rel = item.partition("@")
+        if name not in known:
+            raise SystemExit(f"unknown scenario '{name}' (known: {', '.join(known)})")
+        if rel and rel not in known[name]:
+            raise SystemExit(f"scenario '{name}' does not run on Debian {rel} ({known[name]})")
+        picked += [(name, r) for r in ([rel] if rel else known[name])]
+    return picked
+
+
+def _weight(job, history):
+    """Longest first: last run's duration when known, else multi-host and tier scenarios first."""
+    name, rel = job
+    if f"{name}@{rel}" in history:
+        return history[f"{name}@{rel}"]
+    return 600 if name.startswith("tier_") else 100
+
+
+def run(selected, workers):
+    LOGS.mkdir(parents=True, exist_ok=True)
+    history_file = LOGS / "durations.yml"
+    history = yaml.safe_load(history_file.read_text()) if history_file.exists() else {}
+    history = history or {}
+    pending = sorted(selected, key=lambda j: -_weight(j, history))
+    running, results = set(), []
+    lock = threading.Condition()
+    total = len(pending)
+
+    def take():
+        with lock:
+            while True:
+                busy = {name for name, _ in running}
+                for job in pending:
+                    if job[0] not in busy:
+                        pending.remove(job)
+                        running.add(job)
+                        return job
+                if not pending:
+                    return None
+                lock.wait()
+
+    def worker():
+        while (job := take()) is not None:
+            name, rel = job
+            label = f"{name}@{rel}"
+            log = LOGS / f"{name}@{rel}.log"
+            env = {**os.environ, "DJANGOPROD_RELEASE": rel,
+                   "MOLECULE_EPHEMERAL_DIRECTORY": str(ROOT / ".cache" / "molecule" / label)}
+            print(f"==> start  molecule test -s {name} (Debian {rel})", flush=True)
+            start = time.monotonic()
+            with open(log, "w", encoding="utf-8") as out:
+                rc = subprocess.call(["molecule", "test", "-s", name], cwd=ROOT, env=env,
+                                     stdout=out, stderr=subprocess.STDOUT)
+            took = round(time.monotonic() - start)
+            with lock:
+                running.discard(job)
+                results.append((label, took, rc))
+                history[label] = took
+                state = "PASS" if rc == 0 else "FAIL"
+                print(f"==> {state}   molecule test -s {name} (Debian {rel}) in {took}s "
+                      f"[{len(results)}/{total}] log: {log.relative_to(ROOT)}", flush=True)
+                if rc != 0:
+                    sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
+                    print(f"==> end of log {label}", flush=True)
+                lock.notify_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history_file.write_text(yaml.safe_dump(history))
+    for label, took, rc in sorted(results):
+        print(f"{'PASS' if rc == 0 else 'FAIL'}  molecule {label} ({took}s)")
+    return sum(1 for _, _, rc in results if rc != 0), len(results)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list")
+    run_p = sub.add_parser("run")
+    run_p.add_argument("names", nargs="*")
+    run_p.add_argument("--workers", type=int, default=int(os.environ.get("DJANGOPROD_TEST_WORKERS", "2")))
+    run_p.add_argument("--summary", help="append 'PASS|FAIL label (s)' lines to this file")
+    args = parser.parse_args()
+    if args.cmd == "list":
+        for name, rel in jobs([]):
+            print(f"{name}@{rel}")
+        return 0
+    failed, count = run(jobs(args.names), args.workers)
+    if args.summary:
+        with open(args.summary, "a", encoding="utf-8") as handle:
+            handle.write(f"{count - failed} {failed}\n")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
