@@ -1,11 +1,25 @@
-"""Shared testinfra helpers: requests through the stack from inside a test host, and journals."""
+"""Shared testinfra helpers: requests through the stack from inside a test host, journals,
+listening sockets, processes, and the collection's own sizing filters.
+
+The verifier puts tests/ on PYTHONPATH (.config/molecule/config.yml): `from helpers.stack import ...`.
+"""
 
 import base64
+import datetime
+import functools
+import importlib.util
+import ipaddress
 import json
+import os
 import pathlib
+import re
 import shlex
 
+import testinfra
+import testinfra.utils.ansible_runner
+
 HELPERS = pathlib.Path(__file__).resolve().parent
+ROOT = HELPERS.parents[1]
 
 
 class Site:
@@ -55,9 +69,94 @@ class Site:
             return status, {"_raw": body[:500]}
 
 
-def journal(host, unit, lines=60):
-    """The unit's last journal lines, for assertion messages."""
-    return host.run(f"journalctl -u {shlex.quote(unit)} -n {lines} --no-pager").stdout
+def journal(host, *units, lines=60, logs=()):
+    """The last journal lines of one or more units (interleaved in time order) and the tail of
+    any log files given, for assertion messages."""
+    if not units and not logs:
+        raise ValueError("journal() needs a unit or a log file")
+    parts = []
+    if units:
+        selectors = " ".join(f"-u {shlex.quote(unit)}" for unit in units)
+        parts.append(host.run(f"journalctl {selectors} -n {lines * len(units)} --no-pager").stdout)
+    for log in logs:
+        parts.append(f"==> {log} <==\n" + host.run(f"tail -n 20 {shlex.quote(log)}").stdout)
+    return "\n".join(parts)
+
+
+@functools.cache
+def sizing():
+    """The collection's sizing filters (plugins/filter/sizing.py), loaded by path: tests expect
+    exactly what the roles compute, without restating the formulas."""
+    spec = importlib.util.spec_from_file_location("djangoprod_sizing", ROOT / "plugins" / "filter" / "sizing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tcp_listeners(host):
+    """Every listening TCP socket of the host as a set of (address, port), the address as ss
+    prints it without an interface zone: ("0.0.0.0", 80), ("[::]", 443), ("127.0.0.1", 5432)."""
+    listeners = set()
+    for line in host.check_output("ss -ltnH").splitlines():
+        address, _, port = line.split()[3].rpartition(":")
+        listeners.add((address.split("%", 1)[0], int(port)))
+    return listeners
+
+
+def _is_loopback(address):
+    if address == "*":
+        return False
+    ip = ipaddress.ip_address(address.strip("[]"))
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def public_listeners(host):
+    """The (address, port) pairs listening on a wildcard or any other non-loopback address."""
+    return {(address, port) for address, port in tcp_listeners(host) if not _is_loopback(address)}
+
+
+def wildcards(host):
+    """The wildcard addresses a server that listens everywhere binds on this host: IPv4's, and
+    IPv6's when the host has an IPv6 address (what the roles decide from the same fact)."""
+    facts = host.ansible("setup", "filter=ansible_all_ipv6_addresses", check=False)["ansible_facts"]
+    return ("0.0.0.0", "[::]") if facts.get("ansible_all_ipv6_addresses") else ("0.0.0.0",)
+
+
+def celery_processes(host):
+    """Celery processes on the host as {pid: (ppid, subcommand)}, e.g. {812: (1, "beat")}; the
+    subcommand is the first word after the celery program that is not an option."""
+    found = {}
+    for line in host.check_output("ps -eo pid=,ppid=,args=").splitlines():
+        pid, ppid, *args = line.split()
+        programs = [i for i, arg in enumerate(args[:2]) if arg.rsplit("/", 1)[-1] == "celery"]
+        if not programs:
+            continue
+        words = [arg for arg in args[programs[0] + 1:] if not arg.startswith("-")]
+        found[int(pid)] = (int(ppid), words[0] if words else "")
+    return found
+
+
+def beat_send_times(host, log, entry):
+    """When Celery beat sent the schedule entry, from its log file (celery's default format)."""
+    pattern = (r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+): INFO/MainProcess\] "
+               rf"Scheduler: Sending due task {re.escape(entry)} \(")
+    return [datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+            for stamp in re.findall(pattern, host.file(log).content_string, re.MULTILINE)]
+
+
+def fleet(pattern="all"):
+    """{inventory name: testinfra host} for the molecule inventory's hosts matching the pattern,
+    for assertions about the whole fleet (e.g. exactly one beat among all hosts)."""
+    inventory = str(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
+    names = testinfra.utils.ansible_runner.AnsibleRunner(inventory).get_hosts(pattern)
+    return {name: testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory) for name in names}
+
+
+def main_pid(host, unit):
+    """The unit's main PID (0 when it is not running)."""
+    return int(host.check_output(f"systemctl show -p MainPID --value {shlex.quote(unit)}"))
 
 
 def install_helper(host, name, dest_dir="/usr/local/lib/djangoprod-tests"):
