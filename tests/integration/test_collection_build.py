@@ -73,3 +73,75 @@ def test_site_playbook_runs_by_fqcn(installed):
                installed["env"], installed["work"])
     for role in ("common", "postgresql", "redis", "django", "gunicorn", "celery", "nginx", "logrotate"):
         assert f"djangoprod.stack.{role} :" in out, role
+
+
+GOOD_VARS = """\
+stack_app_name: demo
+stack_domains: [demo.example.test]
+stack_django_settings_module: demo.settings
+stack_wsgi_app: demo.wsgi:application
+stack_celery_app: demo
+stack_secret_key: test-only-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOP
+stack_db_password: test-only-db-password
+stack_redis_cache_password: test-only-cache-password
+stack_redis_broker_password: test-only-broker-password
+"""
+
+
+@pytest.fixture()
+def two_hosts(installed, tmp_path):
+    """An inventory of two hosts on this machine's loopback (local connection): web1 carries
+    nginx, app1 everything else. Only the preflight runs against it: it changes nothing."""
+    python = os.path.realpath(os.sys.executable)
+    (tmp_path / "group_vars" / "all").mkdir(parents=True)
+    (tmp_path / "group_vars" / "all" / "main.yml").write_text(GOOD_VARS)
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  hosts:\n"
+        f"    web1: {{ansible_connection: local, ansible_python_interpreter: {python}}}\n"
+        f"    app1: {{ansible_connection: local, ansible_python_interpreter: {python}}}\n"
+        "  children:\n    web: {hosts: {web1: {}}}\n"
+        + "".join(f"    {g}: {{hosts: {{app1: {{}}}}}}\n"
+                  for g in ("app", "worker", "beat", "postgres_primary", "redis")))
+    return tmp_path
+
+
+def _preflight(installed, inventory, *args):
+    cmd = ["ansible-playbook", "-i", str(inventory), "djangoprod.stack.preflight", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=installed["env"], cwd=installed["work"],
+                          timeout=300, check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_installed_playbooks_load_their_wiring(installed, two_hosts):
+    # Every role's required inputs (nginx_upstream_servers, gunicorn_listen, ...) come only from
+    # the wiring in the collection's playbooks/group_vars/all: the role checks pass only if it loaded.
+    rc, out = _preflight(installed, two_hosts)
+    assert rc == 0, out[-4000:]
+    assert "ok: [web1] => (item=nginx)" in out and "ok: [app1] => (item=gunicorn)" in out
+
+
+def test_limit_reads_addresses_of_hosts_outside_it(installed, two_hosts):
+    # Under --limit web1, nginx's upstream needs app1's address: its facts are gathered by
+    # delegation, never taken from a fact that only a play on app1 would have set.
+    rc, out = _preflight(installed, two_hosts, "--limit", "web1")
+    assert rc == 0, out[-4000:]
+    assert "ok: [web1 -> app1] => (item=app1)" in out, out[-4000:]
+
+
+def test_inventory_group_vars_override_the_wiring(installed, two_hosts):
+    # A wired variable set in the inventory's group_vars/<group> reaches the role (here, a wrong
+    # type that the role's spec refuses, so the override provably won over the wiring).
+    (two_hosts / "group_vars" / "worker").mkdir()
+    (two_hosts / "group_vars" / "worker" / "main.yml").write_text("celery_worker_enabled: sometimes\n")
+    rc, out = _preflight(installed, two_hosts)
+    assert rc != 0
+    assert "celery_worker_enabled" in out and "unable to convert to bool" in out, out[-4000:]
+
+
+def test_wired_variable_in_inventory_group_vars_all_is_refused(installed, two_hosts):
+    # Ansible ranks the inventory's group_vars/all below the playbooks' own: refused, not ignored.
+    (two_hosts / "group_vars" / "all" / "tuning.yml").write_text("nginx_static_root: /srv/elsewhere/\n")
+    rc, out = _preflight(installed, two_hosts)
+    assert rc != 0
+    assert "nginx_static_root: set in your inventory's group_vars/all" in out, out[-4000:]
+    assert "group_vars/web" in out

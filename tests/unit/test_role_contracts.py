@@ -19,8 +19,9 @@ def _spec(role):
     return spec["argument_specs"]["main"]["options"]
 
 
-def test_there_are_roles():
-    assert len(ROLES) >= 8, ROLES
+def test_the_roles_are_the_collections_list():
+    role_map = _load(ROOT / "playbooks" / "group_vars" / "all" / "roles.yml")["__stack_role_map"]
+    assert ROLES == sorted(role_map), "roles/ and the role map (playbooks/group_vars/all/roles.yml) disagree"
 
 
 @pytest.mark.parametrize("role", ROLES)

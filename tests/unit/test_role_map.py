@@ -1,0 +1,66 @@
+"""The role map (playbooks/group_vars/all/roles.yml) is the one place that says which role runs
+on which groups: site.yml's plays must agree with it, and it must name every role of the
+collection."""
+
+import pathlib
+import re
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROLE_MAP = yaml.safe_load((ROOT / "playbooks/group_vars/all/roles.yml").read_text())["__stack_role_map"]
+ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
+GROUPS = {"all", "web", "app", "worker", "beat", "postgres_primary", "postgres_replica", "redis"}
+
+
+def _site_roles():
+    """{role: (play host groups, when conditions)} from playbooks/site.yml."""
+    found = {}
+    for play in yaml.safe_load((ROOT / "playbooks/site.yml").read_text()):
+        if "roles" not in play:
+            continue
+        groups = set(play["hosts"].split(":"))
+        for entry in play["roles"]:
+            name = entry["role"].removeprefix("djangoprod.stack.")
+            assert name not in found, f"site.yml runs role {name} in two plays"
+            when = entry.get("when", [])
+            found[name] = (groups, [when] if isinstance(when, str) else when)
+    return found
+
+
+def test_the_map_names_every_role_of_the_collection():
+    assert sorted(ROLE_MAP) == ROLES
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_MAP))
+def test_map_groups_are_inventory_groups(role):
+    assert ROLE_MAP[role] and set(ROLE_MAP[role]) <= GROUPS, (role, ROLE_MAP[role])
+
+
+def test_site_runs_every_mapped_role():
+    assert sorted(_site_roles()) == sorted(ROLE_MAP)
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_MAP))
+def test_site_play_matches_the_map(role):
+    groups, when = _site_roles()[role]
+    mapped = set(ROLE_MAP[role])
+    # The play covers the role's groups ...
+    assert mapped <= groups or groups == {"all"}, f"{role}: play hosts {groups} miss {mapped - groups}"
+    # ... and a play wider than the role limits the role to the map's hosts, by the map.
+    if groups != mapped:
+        limit = f"inventory_hostname in __stack_role_hosts.{role}"
+        assert limit in when, f"{role}: play hosts {groups} are wider than the map's {mapped}; add `when: {limit}`"
+    else:
+        assert not when, f"{role}: a condition on a role whose play matches the map: {when}"
+
+
+def test_preflight_and_wiring_derive_hosts_from_the_map():
+    preflight = (ROOT / "playbooks/preflight.yml").read_text()
+    wiring = (ROOT / "playbooks/group_vars/all/wiring.yml").read_text()
+    assert "__stack_role_hosts" in preflight
+    # No host list of a role is spelled out again from groups in the wiring.
+    spelled = re.findall(r"groups\['(app|worker|beat|web)'\]", wiring)
+    assert "__stack_role_hosts.gunicorn" in wiring and "__stack_role_hosts.django" in wiring
+    assert set(spelled) <= {"worker", "beat"}, spelled  # which Celery units a host runs
