@@ -5,9 +5,15 @@
 #   converge    first run of playbooks/small.yml on a fresh container
 #   rerun       a second, no-change run on the converged container
 # Package caches are warmed first, so the three figures compare work, not downloads.
-#   benchmarks/provision.sh [13|12]
+# With a directory of peer roles (default: ../shared/peers beside the checkout, when it exists:
+# unmodified geerlingguy nginx, postgresql and redis roles and peer-play.yml), the same three
+# figures for the peers on an identical fresh container in the same run, and the ratios.
+#   benchmarks/provision.sh [13|12] [PEERS_DIR | --no-peers]
 source "$(dirname "$0")/../scripts/lib/common.sh"
 release="${1:-13}"
+peers="${2:-$ROOT/../shared/peers}"
+[ "$peers" = "--no-peers" ] && peers=""
+[ -n "$peers" ] && [ ! -f "$peers/peer-play.yml" ] && peers=""
 need_root
 DJANGOPROD_RELEASES="$release" bootstrap_all
 tool_env
@@ -51,14 +57,60 @@ floor=$(seconds docker exec bench-floor bash -c "
   /tmp/venv/bin/pip install -q -r /tmp/requirements.txt")
 docker rm -f bench-floor >/dev/null
 
+peer_converge() {  # name: the peer play with the peer roles, as their README asks
+  printf 'all:\n  hosts:\n    %s:\n      ansible_connection: community.docker.docker\n' "$1" > "$work/$1.yml"
+  ANSIBLE_ROLES_PATH="$peers" ansible-playbook -i "$work/$1.yml" "$peers/peer-play.yml" \
+    > "$work/$1.log" 2>&1 || { tail -n 40 "$work/$1.log"; die "converge of $1 failed"; }
+}
+peer_container() {  # name: a fresh container with the drop-in the peers' README asks for
+  start_stack_container "$1" "$release"
+  docker exec "$1" bash -c 'mkdir -p /etc/systemd/system/redis-server.service.d &&
+    printf "[Service]\nPrivateUsers=false\n" > /etc/systemd/system/redis-server.service.d/userns.conf'
+}
+
+if [ -n "$peers" ]; then
+  log "peers ($peers): warming the caches"
+  peer_container bench-peer-warm
+  peer_converge bench-peer-warm
+  peer_pkgs=$(docker exec bench-peer-warm apt-mark showmanual | sort | comm -13 <(echo "$base_pkgs") -)
+  docker rm -f bench-peer-warm >/dev/null
+  log "peers: floor (apt-get install of their packages)"
+  peer_container bench-peer-floor
+  peer_floor=$(seconds docker exec bench-peer-floor bash -c "
+    set -e
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(echo $peer_pkgs) >/dev/null")
+  docker rm -f bench-peer-floor >/dev/null
+  log "peers: first converge and no-change re-run"
+  peer_container bench-peer
+  peer_first=$(seconds peer_converge bench-peer)
+  peer_rerun=$(seconds peer_converge bench-peer)
+  peer_recap=$(grep -E 'changed=' "$work/bench-peer.log" | tail -n 1)
+  peer_tasks=$(grep -cE '^TASK ' "$work/bench-peer.log" || true)
+  docker rm -f bench-peer >/dev/null
+fi
+
 log "first converge on a fresh container"
 start_stack_container bench-stack "$release"
 first=$(seconds converge bench-stack)
 log "no-change re-run"
 rerun=$(seconds converge bench-stack)
-grep -E 'changed=' "$work/bench-stack.log" | tail -n 1
+recap=$(grep -E 'changed=' "$work/bench-stack.log" | tail -n 1)
+tasks=$(grep -cE '^TASK ' "$work/bench-stack.log" || true)
 docker rm -f bench-stack >/dev/null
 
-printf '\nsmall tier, Debian %s, %s cores, warm package caches\n' "$release" "$(nproc)"
-printf '  %-10s %6.1f s  (%d packages + pip install of tests/demo/requirements.txt)\n' floor "$floor" "$(echo $stack_pkgs | wc -w)"
-printf '  %-10s %6.1f s\n' converge "$first" rerun "$rerun"
+ratio() { echo "scale=2; $1 / $2" | bc; }
+printf '\nsmall tier, Debian %s, %s cores, warm package caches (seconds)\n' "$release" "$(nproc)"
+printf '  %-34s %8s %18s %22s\n' "" floor "first converge" "no-change re-run"
+printf '  %-34s %8.1f %10.1f (%4sx) %10.1f (%s tasks)\n' "djangoprod.stack small tier" \
+  "$floor" "$first" "$(ratio "$first" "$floor")" "$rerun" "$tasks"
+printf '    re-run recap: %s\n' "$(echo "$recap" | tr -s ' ')"
+if [ -n "$peers" ]; then
+  printf '  %-34s %8.1f %10.1f (%4sx) %10.1f (%s tasks)\n' "peers: nginx+postgresql+redis" \
+    "$peer_floor" "$peer_first" "$(ratio "$peer_first" "$peer_floor")" "$peer_rerun" "$peer_tasks"
+  printf '    re-run recap: %s\n' "$(echo "$peer_recap" | tr -s ' ')"
+  printf '  re-run ratio (stack / peers): %s   converge/floor: stack %s, peers %s\n' \
+    "$(ratio "$rerun" "$peer_rerun")" "$(ratio "$first" "$floor")" "$(ratio "$peer_first" "$peer_floor")"
+else
+  printf '  (no peer roles given: floor comparison only)\n'
+fi
