@@ -29,8 +29,8 @@ ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_di
 
 CELL_SPLIT = re.compile(r"(?<!\\)\|")
 CODE_SPAN = re.compile(r"`([^`]+)`")
-REQUIRED = re.compile(r"\brequired\b", re.I)
-SECRET = re.compile(r"\bsecrets?\b", re.I)
+REQUIRED = re.compile(r"\brequired\b", re.IGNORECASE)
+SECRET = re.compile(r"\bsecrets?\b", re.IGNORECASE)
 
 
 def _spec(role):
@@ -40,8 +40,7 @@ def _spec(role):
 
 def _cells(line):
     line = line.strip()
-    if line.startswith("|"):
-        line = line[1:]
+    line = line.removeprefix("|")
     if line.endswith("|") and not line.endswith("\\|"):
         line = line[:-1]
     return [cell.strip().replace("\\|", "|") for cell in CELL_SPLIT.split(line)]
@@ -189,8 +188,8 @@ def test_readme_variables_match_argument_spec(role):
     where = f"roles/{role}/README.md"
     options = _spec(role)
     tables = _tables(readme.read_text(encoding="utf-8"))
-    main = [(rows, _columns(header, ("name", "variable"))) for header, rows, _ in tables
-            if _columns(header, ("name", "variable"))]
+    candidates = [(rows, _columns(header, ("name", "variable"))) for header, rows, _above in tables]
+    main = [(rows, columns) for rows, columns in candidates if columns]
     assert main, f"{where}: no variables table (a table with columns name or variable, default, description)"
     rows, columns = main[0]
     problems = _check_table(where, rows, columns, options)
