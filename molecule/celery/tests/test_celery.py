@@ -8,15 +8,13 @@ import subprocess
 import time
 import uuid
 
+from helpers.stack import beat_send_times, celery_processes, journal, main_pid
+
 WORKER = "demo-celery-worker.service"
 BEAT = "demo-celery-beat.service"
 PYTHON = "/srv/demo/current/.venv/bin/python"
 WORKER_LOG = "/var/log/demo/celery-worker.log"
 SCENARIO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def journal(host, unit=WORKER):
-    return host.run(f"journalctl -u {unit} -n 50 --no-pager").stdout
 
 
 def client(host, code, timeout=60):
@@ -28,26 +26,45 @@ def client(host, code, timeout=60):
 
 def seconds(value):
     """systemd's "5min 30s" / "45s" to seconds."""
-    parts = dict((unit, int(num)) for num, unit in re.findall(r"(\d+)(min|s)\b", value))
+    parts = {unit: int(num) for num, unit in re.findall(r"(\d+)(min|s)\b", value)}
     return parts.get("min", 0) * 60 + parts.get("s", 0)
 
 
 def test_worker_runs_a_task(host):
     assert host.service(WORKER).is_enabled
-    assert host.service(WORKER).is_running, journal(host)
+    assert host.service(WORKER).is_running, journal(host, WORKER)
     out = client(host, "import demo; print(demo.add.delay(19, 23).get(timeout=30))")
-    assert out.rc == 0, out.stdout + out.stderr + journal(host)
+    assert out.rc == 0, out.stdout + out.stderr + journal(host, WORKER)
     assert out.stdout.strip() == "42"
 
 
-def test_worker_command_line_and_user(host):
-    pid = host.check_output(f"systemctl show -p MainPID --value {WORKER}")
+def test_worker_command_line_user_and_pool(host):
+    pid = main_pid(host, WORKER)
     cmdline = host.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
-    for option in ("--concurrency=", "--max-tasks-per-child=1000", "--time-limit=300",
+    # celery_concurrency defaults to the host's vCPU count (the fact the role read).
+    cpus = host.ansible("setup", "filter=ansible_processor_vcpus", check=False)["ansible_facts"][
+        "ansible_processor_vcpus"]
+    for option in (f"--concurrency={cpus} ", "--max-tasks-per-child=1000", "--time-limit=300",
                    "--soft-time-limit=240", "--queues=celery", "--loglevel=INFO",
                    f"--logfile={WORKER_LOG}"):
-        assert option in cmdline, cmdline
+        assert option in cmdline + " ", cmdline
     assert host.check_output(f"ps -o user= -p {pid}") == "demo"
+    # The prefork pool: exactly `concurrency` children of the main process, all of them workers.
+    deadline = time.monotonic() + 15
+    while True:
+        processes = celery_processes(host)
+        pool = sorted(p for p, (ppid, _) in processes.items() if ppid == pid)
+        if len(pool) == cpus or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert processes[pid][1] == "worker", processes
+    assert len(pool) == cpus, (processes, journal(host, WORKER))
+    assert {processes[p][1] for p in pool} == {"worker"}, processes
+
+
+def test_exactly_one_beat_process(host):
+    beats = [pid for pid, (_, command) in celery_processes(host).items() if command == "beat"]
+    assert beats == [main_pid(host, BEAT)], (beats, journal(host, BEAT))
 
 
 def test_beat_writes_heartbeats(host):
@@ -60,9 +77,13 @@ def test_beat_writes_heartbeats(host):
     first = count()
     time.sleep(6.5)
     second = count()
-    assert second - first >= 2, (first, second, journal(host, BEAT), journal(host))
+    assert second - first >= 2, (first, second, journal(host, BEAT), journal(host, WORKER))
     assert host.file("/var/lib/demo/celerybeat-schedule").user == "demo"
-    assert host.file("/var/log/demo/celery-beat.log").contains("Sending due task heartbeat")
+    # One beat sends the heartbeat once per 2 s schedule: never two sends closer than that.
+    sent = beat_send_times(host, "/var/log/demo/celery-beat.log", "heartbeat")
+    assert len(sent) >= 4, (sent, journal(host, BEAT))
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(sent[-4:], sent[-3:])]
+    assert min(gaps) >= 1.9, gaps
 
 
 def test_stop_timeout_is_celery_stop_timeout(host):
@@ -83,18 +104,18 @@ def test_restart_is_a_warm_shutdown(host):
     task_id = send.stdout.strip()
     deadline = time.monotonic() + 30
     while not host.file(f"{marker}.started").exists:
-        assert time.monotonic() < deadline, "the slow task did not start\n" + journal(host)
+        assert time.monotonic() < deadline, "the slow task did not start\n" + journal(host, WORKER)
         time.sleep(0.3)
     began = time.monotonic()
     host.run_test(f"systemctl restart {WORKER}")
     took = time.monotonic() - began
     # The stop waited for the running task, which completed before the old worker exited.
-    assert host.file(marker).exists, (took, journal(host))
+    assert host.file(marker).exists, (took, journal(host, WORKER))
     assert took >= 2, took
     out = client(host, f"import demo; print(demo.app.AsyncResult(\"{task_id}\").get(timeout=30))")
-    assert out.stdout.strip() == "slept", out.stdout + out.stderr + journal(host)
-    assert "Warm shutdown" in journal(host)  # celery prints it on stdout, not in its log file
-    assert host.service(WORKER).is_running, journal(host)
+    assert out.stdout.strip() == "slept", out.stdout + out.stderr + journal(host, WORKER)
+    assert "Warm shutdown" in journal(host, WORKER)  # celery prints it on stdout, not in its log file
+    assert host.service(WORKER).is_running, journal(host, WORKER)
 
 
 def test_worker_logs_to_the_log_file(host):
