@@ -12,6 +12,7 @@ import json
 import pathlib
 import re
 import tokenize
+from importlib import metadata
 
 import pytest
 import yaml
@@ -90,16 +91,15 @@ def test_role_min_ansible_version_matches_requires_ansible(role):
 # galaxy.yml dependencies
 
 def _installed_collections():
-    """namespace.name -> version of the collections the ansible package installed beside ansible-core."""
+    """namespace.name -> version of the collections the installed ansible package bundles."""
     try:
-        import ansible_collections  # pylint: disable=import-outside-toplevel
-    except ImportError:
+        base = pathlib.Path(metadata.distribution("ansible").locate_file("ansible_collections"))
+    except metadata.PackageNotFoundError:
         return {}
     found = {}
-    for base in ansible_collections.__path__:
-        for manifest in pathlib.Path(base).glob("*/*/MANIFEST.json"):
-            info = json.loads(manifest.read_text(encoding="utf-8"))["collection_info"]
-            found[f"{info['namespace']}.{info['name']}"] = info["version"]
+    for manifest in base.glob("*/*/MANIFEST.json"):
+        info = json.loads(manifest.read_text(encoding="utf-8"))["collection_info"]
+        found[f"{info['namespace']}.{info['name']}"] = info["version"]
     return found
 
 
@@ -210,8 +210,16 @@ def test_dependency_range_is_bounded_and_holds_the_bundled_version(name):
         f"galaxy.yml: {name}: {text!r} should be '>=X.Y.Z,<N.0.0' (one lower and one upper bound)")
     assert upper[0] == Version(f"{lower[0].major + 1}.0.0"), (
         f"galaxy.yml: {name}: {text!r} should end before the next major release, <{lower[0].major + 1}.0.0")
+    pinned = _pinned("ansible")
+    try:
+        installed = Version(metadata.version("ansible"))
+    except metadata.PackageNotFoundError:
+        pytest.skip("the ansible package is not installed, so bundled versions cannot be checked")
+    if installed != pinned:
+        pytest.skip(f"ansible {installed} is installed, not the pinned {pinned}: bundled versions not checked")
     bundled = _installed_collections().get(name)
-    if bundled is None:
-        pytest.skip(f"{name} is not installed here, so its bundled version cannot be checked")
+    assert bundled is not None, (
+        f"galaxy.yml: {name} is not among the collections ansible {pinned} bundles "
+        f"(the test machines install dependencies from that package, not from Galaxy)")
     assert Version(bundled) in spec, (
-        f"galaxy.yml: {name}: {text!r} excludes {bundled}, the version the pinned ansible package bundles")
+        f"galaxy.yml: {name}: {text!r} excludes {bundled}, the version ansible {pinned} bundles")
