@@ -3,12 +3,10 @@ import time
 
 import pytest
 
+from helpers.stack import journal
+
 WRITERS = {"demo-app": "demo-app-writer.service", "demo-gunicorn": "demo.service"}
 LOGS = {"demo-app": "/var/log/demo/app.log", "demo-gunicorn": "/var/log/demo/gunicorn-access.log"}
-
-
-def journals(host, *units):
-    return "\n".join(host.run(f"journalctl -u {u} -n 50 --no-pager").stdout for u in units)
 
 
 def inode_size(host, path):
@@ -37,11 +35,11 @@ def test_retired_policy_is_removed(host):
 @pytest.mark.parametrize("policy", ["demo-app", "demo-gunicorn"])
 def test_rotation_keeps_the_writer_writing_to_the_new_file(host, policy):
     log, unit = LOGS[policy], WRITERS[policy]
-    assert host.service(unit).is_running, journals(host, unit)
+    assert host.service(unit).is_running, journal(host, unit)
     old_inode, _ = inode_size(host, log)
-    assert old_inode is not None, journals(host, unit)
+    assert old_inode is not None, journal(host, unit)
     result = host.run(f"logrotate -v -f /etc/logrotate.d/{policy}")
-    assert result.rc == 0, result.stderr + journals(host, unit)
+    assert result.rc == 0, result.stderr + journal(host, unit)
     rotated = host.file(f"{log}.1")
     assert rotated.exists, result.stderr
     assert rotated.user == "demo"
@@ -54,19 +52,19 @@ def test_rotation_keeps_the_writer_writing_to_the_new_file(host, policy):
             break
         time.sleep(0.1)
     assert inode != old_inode and size > 0, (
-        f"{unit} did not write to the new {log}\n{result.stderr}\n" + journals(host, unit))
+        f"{unit} did not write to the new {log}\n{result.stderr}\n" + journal(host, unit))
     # and the rotated file no longer grows: the writer let go of it
     _, before = inode_size(host, f"{log}.1")
     time.sleep(0.6)
     _, after = inode_size(host, f"{log}.1")
-    assert before == after, journals(host, unit)
-    assert host.service(unit).is_running, journals(host, unit)
+    assert before == after, journal(host, unit)
+    assert host.service(unit).is_running, journal(host, unit)
 
 
 def test_timer_is_enabled_and_the_service_runs_clean(host):
     timer = host.service("logrotate.timer")
-    assert timer.is_enabled and timer.is_running, journals(host, "logrotate.timer")
+    assert timer.is_enabled and timer.is_running, journal(host, "logrotate.timer")
     result = host.run("systemctl start logrotate.service")
-    assert result.rc == 0, result.stderr + journals(host, "logrotate.service")
+    assert result.rc == 0, result.stderr + journal(host, "logrotate.service")
     assert host.check_output("systemctl show -p Result --value logrotate.service") == "success", \
-        journals(host, "logrotate.service")
+        journal(host, "logrotate.service")
