@@ -1,13 +1,13 @@
 """Behaviour of the two Redis instances: auth, sizing, persistence, eviction, listeners."""
 
-import importlib.util
-import pathlib
 import re
 import uuid
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+from helpers.stack import journal as _journal
+from helpers.stack import public_listeners, sizing, tcp_listeners
+
 USER = "app"
 INSTANCES = {
     # name: (port, password) as set in converge.yml
@@ -17,13 +17,6 @@ INSTANCES = {
 MEMORY_MB = 2048  # redis_memory_mb in converge.yml
 
 
-def _sizing():
-    spec = importlib.util.spec_from_file_location("sizing", ROOT / "plugins" / "filter" / "sizing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _bytes(value):
     number, unit = re.fullmatch(r"(\d+)([kmg]?b?)", value.lower()).groups()
     return int(number) * {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2,
@@ -31,8 +24,8 @@ def _bytes(value):
 
 
 def journal(host, name):
-    unit = f"redis-server@{name}.service"
-    return host.run(f"journalctl -u {unit} -n 50 --no-pager").stdout
+    """The journal of one instance's unit."""
+    return _journal(host, f"redis-server@{name}.service")
 
 
 def cli(host, name, *args, auth=True, stdin=None):
@@ -102,7 +95,7 @@ def test_protected_mode_is_on(host, name):
 
 
 def test_cache_is_bounded_lru_without_persistence(host):
-    expected = _bytes(_sizing().redis_maxmemory(MEMORY_MB))
+    expected = _bytes(sizing().redis_maxmemory(MEMORY_MB))
     assert config_get(host, "cache", "maxmemory-policy") == "allkeys-lru"
     assert int(config_get(host, "cache", "maxmemory")) == expected
     assert config_get(host, "cache", "save") == ""
@@ -146,12 +139,16 @@ def test_full_cache_evicts_instead_of_refusing_writes(host):
 
 
 def test_instances_listen_only_on_loopback(host):
-    out = host.check_output("ss -Hltn")
+    listeners = tcp_listeners(host)
+    # Nothing on this host listens on a public or wildcard address...
+    assert public_listeners(host) == set(), listeners
+    # ...and each instance listens on IPv4 loopback, and on IPv6's where the host has one
+    # (redis_bind_addresses: 127.0.0.1 -::1, the optional bind).
+    has_ipv6_loopback = host.run("grep -q '^0*1 .* lo$' /proc/net/if_inet6").rc == 0
+    expected = {"127.0.0.1", "[::1]"} if has_ipv6_loopback else {"127.0.0.1"}
     for name, (port, _) in INSTANCES.items():
-        addresses = {line.split()[3].rsplit(":", 1)[0]
-                     for line in out.splitlines() if line.split()[3].endswith(f":{port}")}
-        assert "127.0.0.1" in addresses, f"{name}: {out}\n" + journal(host, name)
-        assert addresses <= {"127.0.0.1", "[::1]"}, f"{name} listens on {addresses}"
+        addresses = {address for address, listening in listeners if listening == port}
+        assert addresses == expected, f"{name}: {listeners}\n" + journal(host, name)
 
 
 def test_stock_single_instance_is_off(host):
