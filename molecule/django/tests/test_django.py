@@ -7,9 +7,12 @@ release is current.
 import hashlib
 import json
 import os
+import re
 import uuid
 
 import pytest
+
+from helpers.stack import journal
 
 MANAGE = "/usr/local/bin/demo-manage"
 HOME = "/srv/demo"
@@ -102,8 +105,16 @@ def test_views_answer(host):
 
 
 def test_static_files_collected(host):
-    assert host.file(f"{HOME}/current/static/admin/css/base.css").is_file
-    assert host.file(f"{HOME}/current/static/staticfiles.json").is_file
+    collected = f"{HOME}/current/static/admin/css/base.css"
+    source = host.check_output(
+        f"{HOME}/current/.venv/bin/python -c "
+        "'import django, os; print(os.path.dirname(django.__file__))'") + "/contrib/admin/static/admin/css/base.css"
+    assert host.run(f"cmp {collected} {source}").rc == 0, "collectstatic did not copy admin/css/base.css"
+    # ManifestStaticFilesStorage: the manifest names a content-hashed copy (its url()s rewritten).
+    manifest = json.loads(host.file(f"{HOME}/current/static/staticfiles.json").content_string)
+    hashed = manifest["paths"]["admin/css/base.css"]
+    assert re.fullmatch(r"admin/css/base\.[0-9a-f]{12}\.css", hashed), hashed
+    assert host.file(f"{HOME}/current/static/{hashed}").size > 0, hashed
 
 
 def test_env_file_is_private(host):
@@ -129,4 +140,4 @@ def test_units_restarted_once_per_release(host):
     # converge (git release) and side_effect (archive release) each restart once; the
     # idempotence and check runs do not.
     starts = host.file("/var/tmp/demo-probe.starts").content_string.split()
-    assert len(starts) == 2, host.run("journalctl -u demo-probe -n 50 --no-pager").stdout
+    assert len(starts) == 2, journal(host, "demo-probe.service")
