@@ -17,7 +17,7 @@ peers="${2:-$ROOT/../shared/peers}"
 need_root
 DJANGOPROD_RELEASES="$release" bootstrap_all
 tool_env
-cd "$ROOT"
+cd "$ROOT" || exit 1
 scripts/build-demo-archive >/dev/null
 work="$ROOT/.cache/bench"
 mkdir -p "$work"
@@ -43,7 +43,7 @@ log "warming the package caches"
 start_stack_container bench-warm "$release"
 converge bench-warm
 base_pkgs=$(docker run --rm "$IMAGE_PREFIX:$release" apt-mark showmanual | sort)
-stack_pkgs=$(docker exec bench-warm apt-mark showmanual | sort | comm -13 <(echo "$base_pkgs") -)
+stack_pkgs=$(docker exec bench-warm apt-mark showmanual | sort | comm -13 <(echo "$base_pkgs") - | tr '\n' ' ')
 docker rm -f bench-warm >/dev/null
 
 log "floor: apt-get install + pip install on a fresh container"
@@ -52,7 +52,7 @@ docker cp "$ROOT/tests/demo/requirements.txt" bench-floor:/tmp/requirements.txt
 floor=$(seconds docker exec bench-floor bash -c "
   set -e
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(echo $stack_pkgs) >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $stack_pkgs >/dev/null
   python3 -m venv /tmp/venv
   /tmp/venv/bin/pip install -q -r /tmp/requirements.txt")
 docker rm -f bench-floor >/dev/null
@@ -72,14 +72,14 @@ if [ -n "$peers" ]; then
   log "peers ($peers): warming the caches"
   peer_container bench-peer-warm
   peer_converge bench-peer-warm
-  peer_pkgs=$(docker exec bench-peer-warm apt-mark showmanual | sort | comm -13 <(echo "$base_pkgs") -)
+  peer_pkgs=$(docker exec bench-peer-warm apt-mark showmanual | sort | comm -13 <(echo "$base_pkgs") - | tr '\n' ' ')
   docker rm -f bench-peer-warm >/dev/null
   log "peers: floor (apt-get install of their packages)"
   peer_container bench-peer-floor
   peer_floor=$(seconds docker exec bench-peer-floor bash -c "
     set -e
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(echo $peer_pkgs) >/dev/null")
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $peer_pkgs >/dev/null")
   docker rm -f bench-peer-floor >/dev/null
   log "peers: first converge and no-change re-run"
   peer_container bench-peer

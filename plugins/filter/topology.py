@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: djangoprod.stack contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Topology filters: which hosts run which role, and how the stack's hosts reach each other.

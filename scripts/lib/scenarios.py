@@ -46,7 +46,7 @@ def jobs(selection):
         return [(name, rel) for name, rels in known.items() for rel in rels]
     picked = []
     for item in selection:
-        name, _, rel = item.partition("@")
+        name, _sep, rel = item.partition("@")
         if name not in known:
             raise SystemExit(f"unknown scenario '{name}' (known: {', '.join(known)})")
         if rel and rel not in known[name]:
@@ -76,7 +76,7 @@ def run(selected, workers):
     def take():
         with lock:
             while True:
-                busy = {name for name, _ in running}
+                busy = {job[0] for job in running}
                 for job in pending:
                     if job[0] not in busy:
                         pending.remove(job)
@@ -111,7 +111,7 @@ def run(selected, workers):
                     print(f"==> end of log {label}", flush=True)
                 lock.notify_all()
 
-    threads = [threading.Thread(target=worker) for _ in range(max(1, workers))]
+    threads = [threading.Thread(target=worker) for _worker in range(max(1, workers))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -119,7 +119,7 @@ def run(selected, workers):
     history_file.write_text(yaml.safe_dump(history))
     for label, took, rc in sorted(results):
         print(f"{'PASS' if rc == 0 else 'FAIL'}  molecule {label} ({took}s)")
-    return sum(1 for _, _, rc in results if rc != 0), len(results)
+    return sum(1 for result in results if result[2] != 0), len(results)
 
 
 def main():
