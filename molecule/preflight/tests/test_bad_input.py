@@ -30,42 +30,57 @@ def _run(tmp_path, extra=None, inventory=None, playbook=PLAYBOOK):
     return proc.returncode, out, changed
 
 
-def _assert_untouched(host):
+MARK = "/var/tmp/preflight-baseline"
+PACKAGES = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n'"
+
+
+@pytest.fixture()
+def baseline(host):
+    """The host's installed packages, and a mark to find files changed after this point."""
+    host.check_output(f"touch {MARK}")
+    return host.check_output(PACKAGES)
+
+
+def _assert_untouched(host, baseline):
     assert not host.package("nginx").is_installed
     assert not host.package("postgresql").is_installed
     assert not host.user("demo").exists
     assert not host.file("/srv/demo").exists
+    # Nothing installed, removed or upgraded, and no configuration or app file written.
+    assert host.check_output(PACKAGES) == baseline
+    changed = host.check_output(f"find /etc /srv /opt /usr/local -xdev -newer {MARK} -print")
+    assert changed == "", changed
 
 
-def test_missing_secret_is_named(host, tmp_path):
+def test_missing_secret_is_named(host, tmp_path, baseline):
     rc, out, changed = _run(tmp_path)
     assert rc != 0
     assert "stack_redis_broker_password" in out, out[-3000:]
     assert "missing required arguments" in out, out[-3000:]
     assert changed and set(changed) == {0}, out[-2000:]
-    _assert_untouched(host)
+    _assert_untouched(host, baseline)
 
 
 @pytest.mark.parametrize("name, value", [
     ("gunicorn_workers", "many"),  # a role's variable, checked against the role's argument spec
     ("stack_app_port", "eighty"),  # a stack variable, checked against playbooks/vars/stack_spec.yml
 ])
-def test_wrong_type_is_named(host, tmp_path, name, value):
+def test_wrong_type_is_named(host, tmp_path, baseline, name, value):
     rc, out, changed = _run(tmp_path, {**GOOD_SECRET, name: value})
     assert rc != 0
     assert f"argument '{name}' is of type str" in out, out[-3000:]
     assert set(changed) == {0}
-    _assert_untouched(host)
+    _assert_untouched(host, baseline)
 
 
-def test_unusable_secret_is_named_without_echoing_it(host, tmp_path):
+def test_unusable_secret_is_named_without_echoing_it(host, tmp_path, baseline):
     secret = "has'a-quote-in-it-0123"
     rc, out, changed = _run(tmp_path, {"stack_redis_broker_password": secret})
     assert rc != 0
     assert "stack_redis_broker_password must be a string" in out, out[-3000:]
     assert secret not in out
     assert set(changed) == {0}
-    _assert_untouched(host)
+    _assert_untouched(host, baseline)
 
 
 @pytest.fixture()
@@ -83,7 +98,7 @@ def twin_inventory(tmp_path):
     return inventory
 
 
-def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory):
+def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory, baseline):
     # site.yml (any tier): the general preflight names the group and the role variable.
     rc, out, changed = _run(tmp_path, GOOD_SECRET, inventory=twin_inventory,
                             playbook=ROOT / "playbooks" / "site.yml")
@@ -91,4 +106,4 @@ def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory):
     assert "exactly one host in group 'beat'" in out, out[-3000:]
     assert "celery_beat_enabled" in out
     assert set(changed) == {0}
-    _assert_untouched(host)
+    _assert_untouched(host, baseline)
