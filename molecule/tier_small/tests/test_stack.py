@@ -10,7 +10,18 @@ import time
 
 import pytest
 
-from helpers.stack import Site, install_helper, journal
+from helpers.stack import (
+    Site,
+    beat_send_times,
+    celery_processes,
+    fleet,
+    install_helper,
+    journal,
+    main_pid,
+    public_listeners,
+    tcp_listeners,
+    wildcards,
+)
 
 DOMAIN = "demo.example.test"
 APP = "demo"
@@ -50,7 +61,7 @@ def test_https_request_reaches_django_through_the_gunicorn_socket(host, site):
 def test_security_headers(site):
     status, headers, _ = site.request("GET", "/health/")
     assert status == 200
-    assert headers["strict-transport-security"].startswith("max-age=31536000")
+    assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert headers["x-content-type-options"] == "nosniff"
 
 
@@ -63,7 +74,7 @@ def test_admin_css_is_served_by_nginx_without_gunicorn(host, site):
     path = match.group(1)
     status, headers, body = site.request("GET", path)
     assert status == 200
-    assert "max-age" in headers.get("cache-control", ""), headers
+    assert headers.get("cache-control") == "max-age=2592000", headers  # nginx_static_expires: 30d
     on_disk = host.file(f"/srv/{APP}/current{path}").content_string
     assert body == on_disk
     line = _access_log_lines(host, f'"GET {path}')[-1]
@@ -102,6 +113,11 @@ def test_beat_heartbeats_arrive(host, site):
     time.sleep(8)
     _, second = site.json("GET", "/heartbeats/")
     assert second["count"] > first["count"], (first, second, journal(host, f"{APP}-celery-beat.service"))
+    # Beat sent them once per schedule (HEARTBEAT_SECONDS: 3 in the test inventory), never two
+    # sends closer together, as a second beat would.
+    sent = beat_send_times(host, f"/var/log/{APP}/celery-beat.log", "record-heartbeat")
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(sent[-4:], sent[-3:])]
+    assert len(gaps) == 3 and min(gaps) >= 2.9, (gaps, journal(host, f"{APP}-celery-beat.service"))
 
 
 def test_media_upload_is_served_by_nginx(host, site):
@@ -146,7 +162,7 @@ def test_logrotate_and_processes_keep_writing(host, site):
     # New traffic and a new task after the rotation land in the new files.
     site.json("GET", "/ready/")
     site.json("POST", "/notes/", {"text": "after rotation"})
-    status, sent = site.json("POST", "/tasks/add/", {"x": 1, "y": 1})
+    status, _ = site.json("POST", "/tasks/add/", {"x": 1, "y": 1})
     assert status == 202
     deadline = time.time() + 30
     sizes = {}
@@ -166,17 +182,40 @@ def test_check_deploy_passes_on_deployed_settings(host):
     assert out.rc == 0, out.stdout + out.stderr
 
 
-def test_one_beat_and_workers_running(host):
-    assert host.service(f"{APP}-celery-beat.service").is_running
-    assert host.service(f"{APP}-celery-worker.service").is_running
-    assert len(host.process.filter(comm="celery")) >= 2
+def test_exactly_one_beat_in_the_fleet():
+    """One beat process among all the fleet's processes: the main process of the beat unit on
+    the host of group beat (the test runs once, over every host of the inventory)."""
+    beat_host = fleet("beat")
+    assert len(beat_host) == 1, beat_host
+    (beat_name,) = beat_host
+    beats = sorted((name, pid) for name, node in fleet().items()
+                   for pid, (_, command) in celery_processes(node).items() if command == "beat")
+    expected = main_pid(beat_host[beat_name], f"{APP}-celery-beat.service")
+    assert beats == [(beat_name, expected)], (
+        beats, expected, journal(beat_host[beat_name], f"{APP}-celery-beat.service"))
+
+
+def test_worker_runs_its_pool(host):
+    unit = f"{APP}-celery-worker.service"
+    pid = main_pid(host, unit)
+    assert pid, journal(host, unit)
+    cmdline = host.check_output(f"tr '\\0' ' ' < /proc/{pid}/cmdline")
+    concurrency = int(re.search(r"--concurrency=(\d+)", cmdline).group(1))
+    processes = celery_processes(host)
+    pool = [p for p, (ppid, command) in processes.items() if ppid == pid and command == "worker"]
+    assert processes[pid][1] == "worker", processes
+    assert len(pool) == concurrency, (processes, journal(host, unit))
 
 
 def test_only_expected_ports_listen_publicly(host):
-    for port in (5432, 6379, 6380):
-        assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening, port
-    assert host.socket("tcp://0.0.0.0:443").is_listening
-    assert host.socket("tcp://0.0.0.0:80").is_listening
+    # The whole list of what listens on a wildcard or public address, against the exact set:
+    # nginx's 80 and 443 (on IPv6 too where the host has it), sshd's 22 where sshd is installed.
+    ports = [80, 443] + ([22] if host.file("/usr/sbin/sshd").exists else [])
+    expected = {(address, port) for address in wildcards(host) for port in ports}
+    public = public_listeners(host)
+    leaked = {(address, port) for address, port in public if port in (5432, 6379, 6380, 8000)}
+    assert not leaked, (leaked, tcp_listeners(host))
+    assert public == expected, tcp_listeners(host)
 
 
 def test_check_mode_on_the_converged_host_changes_nothing():
