@@ -1,13 +1,17 @@
 """Behaviour of the common role on a converged host."""
 
-
-def journal(host, unit):
-    return host.run(f"journalctl -u {unit} -n 50 --no-pager").stdout
+from helpers.stack import journal
 
 
 def test_base_packages_are_usable(host):
-    assert host.run("curl --version").rc == 0
-    assert host.run("git --version").rc == 0
+    # curl fetches, git commits and clones (what deploys do), not just `--version`.
+    assert host.check_output("curl -sS file:///etc/hostname") == host.check_output("cat /etc/hostname")
+    host.check_output(
+        "rm -rf /tmp/git-probe /tmp/git-probe-clone && git init -q -b main /tmp/git-probe && "
+        "echo probe > /tmp/git-probe/f && git -C /tmp/git-probe add f && "
+        "git -C /tmp/git-probe -c user.name=t -c user.email=t@example.test commit -q -m probe && "
+        "git clone -q /tmp/git-probe /tmp/git-probe-clone")
+    assert host.check_output("cat /tmp/git-probe-clone/f") == "probe"
     # acl: setfacl works, which become_user to an unprivileged user relies on
     host.check_output("touch /tmp/acl-probe && setfacl -m u:demo:r /tmp/acl-probe")
     assert "user:demo:r--" in host.check_output("getfacl -p /tmp/acl-probe")
