@@ -116,7 +116,7 @@ def main():
             with lock:
                 records.append((start, time.monotonic(), outcome, answered_by))
 
-    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+    threads = [threading.Thread(target=worker) for _unused in range(args.threads)]
     for thread in threads:
         thread.start()
 

@@ -51,18 +51,18 @@ class Site:
         cmd.append(f"{scheme}://{self.domain}{path}")
         out = self.host.run(" ".join(shlex.quote(c) for c in cmd))
         assert out.rc == 0, f"curl failed: {out.stderr}"
-        raw, _, status = out.stdout.rpartition("\n")
-        head, _, body = raw.partition("\r\n\r\n")
+        raw, _unused, status = out.stdout.rpartition("\n")
+        head, _unused, body = raw.partition("\r\n\r\n")
         while head.startswith("HTTP/") and body.startswith("HTTP/"):  # e.g. 100 Continue
-            head, _, body = body.partition("\r\n\r\n")
+            head, _unused, body = body.partition("\r\n\r\n")
         headers = {}
         for line in head.split("\r\n")[1:]:
-            key, _, value = line.partition(":")
+            key, _unused, value = line.partition(":")
             headers[key.strip().lower()] = value.strip()
         return int(status), headers, body
 
     def json(self, method, path, data=None):
-        status, _, body = self.request(method, path, data=data)
+        status, _unused, body = self.request(method, path, data=data)
         try:
             return status, json.loads(body)
         except ValueError:
@@ -98,7 +98,7 @@ def tcp_listeners(host):
     prints it without an interface zone: ("0.0.0.0", 80), ("[::]", 443), ("127.0.0.1", 5432)."""
     listeners = set()
     for line in host.check_output("ss -ltnH").splitlines():
-        address, _, port = line.split()[3].rpartition(":")
+        address, _unused, port = line.split()[3].rpartition(":")
         listeners.add((address.split("%", 1)[0], int(port)))
     return listeners
 

@@ -53,7 +53,7 @@ def test_worker_command_line_user_and_pool(host):
     deadline = time.monotonic() + 15
     while True:
         processes = celery_processes(host)
-        pool = sorted(p for p, (ppid, _) in processes.items() if ppid == pid)
+        pool = sorted(p for p, (ppid, _unused) in processes.items() if ppid == pid)
         if len(pool) == cpus or time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -63,7 +63,7 @@ def test_worker_command_line_user_and_pool(host):
 
 
 def test_exactly_one_beat_process(host):
-    beats = [pid for pid, (_, command) in celery_processes(host).items() if command == "beat"]
+    beats = [pid for pid, (_unused, command) in celery_processes(host).items() if command == "beat"]
     assert beats == [main_pid(host, BEAT)], (beats, journal(host, BEAT))
 
 

@@ -36,7 +36,7 @@ def test_retired_policy_is_removed(host):
 def test_rotation_keeps_the_writer_writing_to_the_new_file(host, policy):
     log, unit = LOGS[policy], WRITERS[policy]
     assert host.service(unit).is_running, journal(host, unit)
-    old_inode, _ = inode_size(host, log)
+    old_inode, _unused = inode_size(host, log)
     assert old_inode is not None, journal(host, unit)
     result = host.run(f"logrotate -v -f /etc/logrotate.d/{policy}")
     assert result.rc == 0, result.stderr + journal(host, unit)
@@ -54,9 +54,9 @@ def test_rotation_keeps_the_writer_writing_to_the_new_file(host, policy):
     assert inode != old_inode and size > 0, (
         f"{unit} did not write to the new {log}\n{result.stderr}\n" + journal(host, unit))
     # and the rotated file no longer grows: the writer let go of it
-    _, before = inode_size(host, f"{log}.1")
+    _unused, before = inode_size(host, f"{log}.1")
     time.sleep(0.6)
-    _, after = inode_size(host, f"{log}.1")
+    _unused, after = inode_size(host, f"{log}.1")
     assert before == after, journal(host, unit)
     assert host.service(unit).is_running, journal(host, unit)
 

@@ -26,11 +26,11 @@ def request(host, url, options=""):
     """Return (status, headers as {lowercase name: [values]}, body) of a curl request."""
     result = host.run(f"{CURL} {options} '{url}'")
     assert result.rc == 0, f"curl {url}: {result.stderr}\n{diagnostics(host)}"
-    head, _, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
+    head, _unused, body = result.stdout.replace("\r\n", "\n").partition("\n\n")
     lines = head.split("\n")
     headers = {}
     for line in lines[1:]:
-        name, _, value = line.partition(":")
+        name, _unused, value = line.partition(":")
         headers.setdefault(name.strip().lower(), []).append(value.strip())
     return int(lines[0].split()[1]), headers, body
 
@@ -44,7 +44,7 @@ def python(host, script):
 
 
 def test_http_redirects_to_https_with_same_host_and_path(host):
-    status, headers, _ = request(host, f"http://{NAME}/some/path/?q=1")
+    status, headers, _unused = request(host, f"http://{NAME}/some/path/?q=1")
     assert status == 301, diagnostics(host)
     assert headers["location"] == [f"https://{NAME}/some/path/?q=1"]
 
@@ -64,7 +64,7 @@ def test_acme_challenge_is_served_over_http_from_the_webroot(host):
 
 def test_https_reaches_the_app_through_the_unix_socket(host):
     marker = uuid.uuid4().hex
-    status, _, body = request(host, f"https://{NAME}/hello/?probe={marker}")
+    status, _unused, body = request(host, f"https://{NAME}/hello/?probe={marker}")
     assert status == 200, diagnostics(host)
     assert f"stub app: GET /hello/?probe={marker}" in body
     # Proxy headers and upstream keep-alive (empty Connection header).
@@ -77,7 +77,7 @@ def test_https_reaches_the_app_through_the_unix_socket(host):
 @pytest.mark.parametrize("path, expected", [("/hello/", 200), ("/static/css/app.css", 200),
                                             ("/media/photo.txt", 200), ("/static/missing.css", 404)])
 def test_https_responses_carry_hsts_and_security_headers(host, path, expected):
-    status, headers, _ = request(host, f"https://{NAME}{path}")
+    status, headers, _unused = request(host, f"https://{NAME}{path}")
     assert status == expected, diagnostics(host)
     assert headers["strict-transport-security"] == ["max-age=31536000; includeSubDomains"]
     assert headers["x-content-type-options"] == ["nosniff"]
@@ -107,7 +107,7 @@ def test_media_files_are_served_by_nginx(host):
 
 
 def test_large_text_responses_are_gzipped(host):
-    status, headers, _ = request(host, f"https://{NAME}/big/", "-o /dev/null -D - -H 'Accept-Encoding: gzip'")
+    status, headers, _unused = request(host, f"https://{NAME}/big/", "-o /dev/null -D - -H 'Accept-Encoding: gzip'")
     assert status == 200, diagnostics(host)
     assert headers.get("content-encoding") == ["gzip"]
     assert "Accept-Encoding" in ", ".join(headers.get("vary", []))
@@ -115,7 +115,7 @@ def test_large_text_responses_are_gzipped(host):
 
 def test_health_location_reaches_the_app_without_access_log(host):
     marker = uuid.uuid4().hex
-    status, _, body = request(host, f"https://{NAME}/health/?probe={marker}")
+    status, _unused, body = request(host, f"https://{NAME}/health/?probe={marker}")
     assert status == 200, diagnostics(host)
     assert f"GET /health/?probe={marker}" in body
     assert log_line(host, marker) == ""
@@ -214,12 +214,12 @@ def test_clients_are_rate_limited(host):
 
 
 def test_health_location_is_not_rate_limited(host):
-    codes, _ = rate_probe(host, container_address(host), "/health/")
+    codes, _unused = rate_probe(host, container_address(host), "/health/")
     assert codes == {200: 120}, codes
 
 
 def test_allowlisted_clients_are_not_rate_limited(host):
-    codes, _ = rate_probe(host, "127.0.0.1", "/allowed/")
+    codes, _unused = rate_probe(host, "127.0.0.1", "/allowed/")
     assert codes == {200: 120}, codes
 
 

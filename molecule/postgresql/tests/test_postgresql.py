@@ -56,7 +56,7 @@ def test_app_user_writes_and_reads_its_database(host):
 
 
 def test_wrong_password_is_refused(host):
-    user, _, database = APP
+    user, _unused, database = APP
     result = psql_tcp(host, user, "not-the-password", database, "SELECT 1")
     assert result.rc != 0
     assert "password authentication failed" in result.stderr
@@ -83,7 +83,7 @@ def test_app_user_has_least_privilege(host, sql, message):
 
 
 def test_other_user_cannot_connect_to_the_app_database(host):
-    user, password, _ = OTHER
+    user, password, _unused = OTHER
     result = psql_tcp(host, user, password, APP[2], "SELECT 1")
     assert result.rc != 0
     assert "permission denied for database" in result.stderr

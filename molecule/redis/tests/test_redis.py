@@ -146,7 +146,7 @@ def test_instances_listen_only_on_loopback(host):
     # (redis_bind_addresses: 127.0.0.1 -::1, the optional bind).
     has_ipv6_loopback = host.run("grep -q '^0*1 .* lo$' /proc/net/if_inet6").rc == 0
     expected = {"127.0.0.1", "[::1]"} if has_ipv6_loopback else {"127.0.0.1"}
-    for name, (port, _) in INSTANCES.items():
+    for name, (port, _unused) in INSTANCES.items():
         addresses = {address for address, listening in listeners if listening == port}
         assert addresses == expected, f"{name}: {listeners}\n" + journal(host, name)
 

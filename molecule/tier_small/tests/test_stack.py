@@ -39,7 +39,7 @@ def _access_log_lines(host, needle):
 
 
 def test_http_redirects_to_https(site):
-    status, headers, _ = site.request("GET", "/notes/1/?x=1", scheme="http")
+    status, headers, _unused = site.request("GET", "/notes/1/?x=1", scheme="http")
     assert status == 301
     assert headers["location"] == f"https://{DOMAIN}/notes/1/?x=1"
 
@@ -59,7 +59,7 @@ def test_https_request_reaches_django_through_the_gunicorn_socket(host, site):
 
 
 def test_security_headers(site):
-    status, headers, _ = site.request("GET", "/health/")
+    status, headers, _unused = site.request("GET", "/health/")
     assert status == 200
     assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
     assert headers["x-content-type-options"] == "nosniff"
@@ -67,7 +67,7 @@ def test_security_headers(site):
 
 def test_admin_css_is_served_by_nginx_without_gunicorn(host, site):
     # The CSS the admin login page links to (hashed name from the static manifest).
-    status, _, page = site.request("GET", "/admin/login/")
+    status, _unused, page = site.request("GET", "/admin/login/")
     assert status == 200
     match = re.search(r'href="(/static/admin/css/base(?:\.[0-9a-f]+)?\.css)"', page)
     assert match, page[:1000]
@@ -99,7 +99,7 @@ def test_celery_task_sent_by_the_app_completes(host, site):
     status, sent = site.json("POST", "/tasks/add/", {"x": 19, "y": 23})
     assert status == 202, sent
     state = {}
-    for _ in range(60):
+    for _unused in range(60):
         status, state = site.json("GET", f"/tasks/{sent['task_id']}/")
         if state.get("state") == "SUCCESS":
             break
@@ -109,9 +109,9 @@ def test_celery_task_sent_by_the_app_completes(host, site):
 
 
 def test_beat_heartbeats_arrive(host, site):
-    _, first = site.json("GET", "/heartbeats/")
+    _unused, first = site.json("GET", "/heartbeats/")
     time.sleep(8)
-    _, second = site.json("GET", "/heartbeats/")
+    _unused, second = site.json("GET", "/heartbeats/")
     assert second["count"] > first["count"], (first, second, journal(host, f"{APP}-celery-beat.service"))
     # Beat sent them once per schedule (HEARTBEAT_SECONDS: 3 in the test inventory), never two
     # sends closer together, as a second beat would.
@@ -122,11 +122,11 @@ def test_beat_heartbeats_arrive(host, site):
 
 def test_media_upload_is_served_by_nginx(host, site):
     host.run_test("head -c 300000 /dev/urandom > /tmp/upload.bin")
-    status, _, body = site.request("POST", "/upload/", form_file="/tmp/upload.bin")
+    status, _unused, body = site.request("POST", "/upload/", form_file="/tmp/upload.bin")
     assert status == 201, body
     uploaded = json.loads(body)
     assert uploaded["size"] == 300000
-    status, headers, _ = site.request("GET", uploaded["url"], body=False)
+    status, headers, _unused = site.request("GET", uploaded["url"], body=False)
     assert status == 200
     assert headers["content-length"] == "300000"
     line = _access_log_lines(host, f'"GET {uploaded["url"]}')[-1]
@@ -162,7 +162,7 @@ def test_logrotate_and_processes_keep_writing(host, site):
     # New traffic and a new task after the rotation land in the new files.
     site.json("GET", "/ready/")
     site.json("POST", "/notes/", {"text": "after rotation"})
-    status, _ = site.json("POST", "/tasks/add/", {"x": 1, "y": 1})
+    status, _unused = site.json("POST", "/tasks/add/", {"x": 1, "y": 1})
     assert status == 202
     deadline = time.time() + 30
     sizes = {}
@@ -189,7 +189,7 @@ def test_exactly_one_beat_in_the_fleet():
     assert len(beat_host) == 1, beat_host
     (beat_name,) = beat_host
     beats = sorted((name, pid) for name, node in fleet().items()
-                   for pid, (_, command) in celery_processes(node).items() if command == "beat")
+                   for pid, (_unused, command) in celery_processes(node).items() if command == "beat")
     expected = main_pid(beat_host[beat_name], f"{APP}-celery-beat.service")
     assert beats == [(beat_name, expected)], (
         beats, expected, journal(beat_host[beat_name], f"{APP}-celery-beat.service"))
