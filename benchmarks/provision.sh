@@ -36,7 +36,7 @@ YAML
   ansible-playbook -i "$work/$1/inventory" --vault-password-file "$work/$1/vault-password" \
     playbooks/small.yml > "$work/$1.log" 2>&1 || { tail -n 40 "$work/$1.log"; die "converge of $1 failed"; }
 }
-seconds() { local s; s=$(date +%s.%N); "$@"; echo "$(date +%s.%N) - $s" | bc; }
+seconds() { local s; s=$(date +%s.%N); "$@" || die "failed: $*"; echo "$(date +%s.%N) - $s" | bc; }
 apt_install bc
 
 log "warming the package caches"
@@ -46,15 +46,16 @@ base_pkgs=$(docker run --rm "$IMAGE_PREFIX:$release" apt-mark showmanual | sort)
 stack_pkgs=$(docker exec bench-warm apt-mark showmanual | sort | comm -13 <(echo "$base_pkgs") - | tr '\n' ' ')
 docker rm -f bench-warm >/dev/null
 
+# /var/tmp, not /tmp: Debian 13 mounts a tmpfs on /tmp at boot, which hides what docker cp puts there.
 log "floor: apt-get install + pip install on a fresh container"
 start_stack_container bench-floor "$release"
-docker cp "$ROOT/tests/demo/requirements.txt" bench-floor:/tmp/requirements.txt
+docker cp "$ROOT/tests/demo/requirements.txt" bench-floor:/var/tmp/requirements.txt
 floor=$(seconds docker exec bench-floor bash -c "
   set -e
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $stack_pkgs >/dev/null
-  python3 -m venv /tmp/venv
-  /tmp/venv/bin/pip install -q -r /tmp/requirements.txt")
+  python3 -m venv /var/tmp/venv
+  /var/tmp/venv/bin/pip install -q -r /var/tmp/requirements.txt")
 docker rm -f bench-floor >/dev/null
 
 peer_converge() {  # name: the peer play with the peer roles, as their README asks
