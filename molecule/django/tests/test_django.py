@@ -1,5 +1,6 @@
 """Behaviour of a deployed release: the code runs, the database is migrated, static files are
-collected, the environment stays private, releases are kept, pruned and share a virtualenv.
+collected, the environment stays private, releases are kept, pruned and share a virtualenv, and
+the app reads from its replica and writes to its primary.
 
 Runs after side_effect.yml: the git release (converge) is the previous one, the archive
 release is current.
@@ -8,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import uuid
 
 import pytest
@@ -16,6 +18,9 @@ from helpers.stack import journal
 
 MANAGE = "/usr/local/bin/demo-manage"
 HOME = "/srv/demo"
+REPLICA_URL = "sqlite:////var/lib/demo/replica1.sqlite3"
+# The note only the replica holds (converge.yml).
+REPLICA_NOTE = {"id": 900001, "text": "replica1-only"}
 
 
 def manage(host, *args):
@@ -27,6 +32,42 @@ def shell(host, code):
     cmd = host.run(f"{MANAGE} shell -c {json.dumps(code)}")
     assert cmd.rc == 0, cmd.stderr
     return cmd.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def web(host):
+    """The app's gunicorn (demo-web.service, restarted by side_effect's last run), once it answers."""
+    up = host.run("curl -sS -o /dev/null --max-time 60 --retry 30 --retry-connrefused --retry-delay 1 "
+                  "http://127.0.0.1:8000/health/")
+    assert up.rc == 0, f"{up.stderr}\n{journal(host, 'demo-web.service')}"
+    return host
+
+
+def app(host, method, path, data=None):
+    """(status, JSON body) of a request to the app's gunicorn, sent as nginx sends it: the
+    site's Host and X-Forwarded-Proto: https."""
+    cmd = ["curl", "-sS", "--max-time", "30", "-X", method,
+           "-H", "Host: demo.example.test", "-H", "X-Forwarded-Proto: https", "-w", "\n%{http_code}"]
+    if data is not None:
+        cmd += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(data)]
+    cmd.append(f"http://127.0.0.1:8000{path}")
+    out = host.run(" ".join(shlex.quote(c) for c in cmd))
+    assert out.rc == 0, f"curl failed: {out.stderr}\n{journal(host, 'demo-web.service')}"
+    body, _unused, status = out.stdout.rpartition("\n")
+    try:
+        return int(status), json.loads(body)
+    except ValueError:
+        return int(status), {"_raw": body[:500]}
+
+
+def on_primary(host, note_id):
+    """The text of a note read from the primary ("default"), or "None"."""
+    return shell(host, "from core.models import Note; print(Note.objects.using('default')"
+                       f".filter(pk={note_id}).values_list('text', flat=True).first())")
+
+
+def env_lines(host, path):
+    return host.check_output(f"cat {path}").splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +125,8 @@ def test_migrations_applied(host):
 def test_note_written_is_readable(host):
     text = f"note-{uuid.uuid4().hex}"
     pk = shell(host, f"from core.models import Note; print(Note.objects.create(text='{text}').pk)")
-    read = shell(host, f"from core.models import Note; print(Note.objects.get(pk={pk}).text)")
-    assert read == text
+    # From the primary: plain reads go to the replica, which does not replicate here.
+    assert on_primary(host, pk) == text
     # The database lives where DATABASE_URL says, owned by the app user.
     assert host.file("/var/lib/demo/db.sqlite3").user == "demo"
 
@@ -101,7 +142,7 @@ def test_views_answer(host):
     assert (health_status, status) == (200, "ok")
     # SQLite and the local-memory cache answer; no broker is configured in this scenario.
     assert ready_status == 503
-    assert ready == {"database": True, "cache": True, "broker": False}
+    assert ready == {"database": True, "cache": True, "broker": False, "replicas": {"replica1": True}}
 
 
 def test_static_files_collected(host):
@@ -126,6 +167,87 @@ def test_env_file_is_private(host):
     assert "SECRET_KEY='" in env.content_string
     assert "STATIC_ROOT='/srv/demo/current/static'" in env.content_string
     assert "HEARTBEAT_SECONDS='5'" in env.content_string
+    assert f"DATABASE_REPLICA_URLS='{REPLICA_URL}'" in env.content_string.splitlines()
+
+
+def test_no_replicas_write_an_empty_value(host):
+    # The environment file of side_effect's run with django_database_replica_urls: [].
+    without = env_lines(host, "/var/tmp/demo-env-without-replicas")
+    current = env_lines(host, "/etc/demo/env")
+    assert "DATABASE_REPLICA_URLS=''" in without
+    changed = set(without) ^ set(current)
+    assert changed == {"DATABASE_REPLICA_URLS=''", f"DATABASE_REPLICA_URLS='{REPLICA_URL}'"}, changed
+
+
+def test_reads_come_from_the_replica(host, web):
+    note_id = REPLICA_NOTE["id"]
+    status, body = app(host, "GET", f"/notes/{note_id}/")
+    assert status == 200, (body, journal(host, "demo-web.service"))
+    assert body == {**REPLICA_NOTE, "db": "replica1"}
+    # Only a read from the replica can return that note: the primary never had it.
+    assert on_primary(host, note_id) == "None"
+
+
+def test_writes_go_to_the_primary(host, web):
+    text = f"written-{uuid.uuid4().hex}"
+    status, created = app(host, "POST", "/notes/", {"text": text})
+    assert status == 201, (created, journal(host, "demo-web.service"))
+    assert (created["text"], created["db"]) == (text, "default")
+    assert on_primary(host, created["id"]) == text
+    # Reads go to the replica, which this scenario does not feed: the app cannot find the note.
+    status, body = app(host, "GET", f"/notes/{created['id']}/")
+    assert status == 404, body
+
+
+def test_ready_reports_the_replica(host, web):
+    status, body = app(host, "GET", "/ready/")
+    assert status == 503, body  # no broker in this scenario
+    assert body == {"database": True, "cache": True, "broker": False, "replicas": {"replica1": True}}
+
+
+def test_ready_fails_when_a_replica_does_not_answer(host):
+    # The replica's file moved out of reach for this one process: SQLite cannot open it.
+    code = (
+        "import json; from django.db import connections; from django.test import Client; "
+        "replica = connections['replica1']; replica.close(); "
+        "replica.settings_dict['NAME'] = '/nonexistent/replica1.sqlite3'; "
+        "r = Client(HTTP_HOST='demo.example.test').get('/ready/'); "
+        "print(json.dumps([r.status_code, r.json()]))"
+    )
+    status, body = json.loads(shell(host, code))
+    assert (status, body["database"], body["replicas"]) == (503, True, {"replica1": False})
+
+
+def test_router_rules(host):
+    code = (
+        "import json; from django.db import router; from core.models import Note; "
+        "from demo.db_router import use_primary; "
+        "primary = Note.objects.using('default').first(); "
+        "replica = Note.objects.using('replica1').get(pk=900001); "
+        "print(json.dumps(["
+        "router.db_for_read(Note), router.db_for_write(Note), "
+        "use_primary()(lambda: router.db_for_read(Note))(), "
+        "router.db_for_read(Note, instance=primary), "
+        "router.allow_relation(primary, replica), "
+        "router.allow_migrate('default', 'core'), router.allow_migrate('replica1', 'core')]))"
+    )
+    assert json.loads(shell(host, code)) == ["replica1", "default", "default", "default", True, True, False]
+
+
+def test_ansible_output_never_shows_the_secrets(host):
+    # Every ansible run of the scenario, diffs on (molecule.yml: ANSIBLE_LOG_PATH, diff always).
+    with open(os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ansible.log"), encoding="utf-8") as f:
+        log = f.read()
+    assert "Write the environment file" in log
+    assert "+++ after" in log, "no diff in the log: the check below would prove nothing"
+    secrets = {}
+    for line in env_lines(host, "/etc/demo/env"):
+        name, sep, value = line.partition("=")
+        if sep and name in ("SECRET_KEY", "DATABASE_URL", "DATABASE_REPLICA_URLS"):
+            secrets[name] = value.strip("'")
+    assert len(secrets) == 3 and all(secrets.values()), sorted(secrets)
+    leaked = sorted(name for name, value in secrets.items() if value in log)
+    assert not leaked, f"ansible's output shows {leaked}"
 
 
 def test_app_logs_to_log_dir(host):
@@ -136,8 +258,8 @@ def test_app_logs_to_log_dir(host):
     assert marker in log.content_string
 
 
-def test_units_restarted_once_per_release(host):
-    # converge (git release) and side_effect (archive release) each restart once; the
-    # idempotence and check runs do not.
+def test_units_restarted_once_per_change(host):
+    # converge (git release), side_effect's run that changes only the environment, and its
+    # archive release each restart once; the idempotence and check runs do not.
     starts = host.file("/var/tmp/demo-probe.starts").content_string.split()
-    assert len(starts) == 2, journal(host, "demo-probe.service")
+    assert len(starts) == 3, journal(host, "demo-probe.service")

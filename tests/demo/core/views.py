@@ -9,12 +9,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from kombu import Connection
 
+from demo import db_router
 from demo.celery import app as celery_app
 
 from .models import Heartbeat, Note
@@ -41,9 +42,9 @@ def health(request):
     )
 
 
-def _database_ok():
+def _database_ok(alias=DEFAULT_DB_ALIAS):
     try:
-        with connection.cursor() as cursor:
+        with connections[alias].cursor() as cursor:
             cursor.execute("SELECT 1")
             return cursor.fetchone() == (1,)
     except Exception:  # noqa: BLE001 - any failure means "not ready"
@@ -75,7 +76,14 @@ def _broker_ok():
 @require_GET
 def ready(request):
     checks = {"database": _database_ok(), "cache": _cache_ok(), "broker": _broker_ok()}
-    return JsonResponse(checks, status=200 if all(checks.values()) else 503)
+    ok = all(checks.values())
+    # Each read may land on any replica: one that does not answer makes the app not ready.
+    # Without replicas the key is left out, so the answer stays what it was.
+    replicas = {alias: _database_ok(alias) for alias in db_router.replicas()}
+    if replicas:
+        checks["replicas"] = replicas
+        ok = ok and all(replicas.values())
+    return JsonResponse(checks, status=200 if ok else 503)
 
 
 @csrf_exempt
@@ -86,17 +94,19 @@ def notes(request):
     if not isinstance(text, str) or not text:
         return JsonResponse({"error": "text is required"}, status=400)
     note = Note.objects.create(text=text)
-    stored = Note.objects.get(pk=note.pk)
+    # Read back from the primary: a replica may not have the row yet.
+    stored = Note.objects.using(DEFAULT_DB_ALIAS).get(pk=note.pk)
     logger.info("note %s written", stored.pk)
-    return JsonResponse({"id": stored.pk, "text": stored.text}, status=201)
+    return JsonResponse({"id": stored.pk, "text": stored.text, "db": note._state.db}, status=201)
 
 
 @require_GET
 def note_detail(request, pk):
+    # A plain read: the router picks the database (a replica when there are any).
     note = Note.objects.filter(pk=pk).first()
     if note is None:
         return JsonResponse({"error": "not found"}, status=404)
-    return JsonResponse({"id": note.pk, "text": note.text})
+    return JsonResponse({"id": note.pk, "text": note.text, "db": note._state.db})
 
 
 @csrf_exempt

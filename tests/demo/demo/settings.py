@@ -3,7 +3,8 @@
 Twelve-factor: everything that differs between hosts comes from the environment variables the
 djangoprod.stack django role writes to /etc/<app>/env, and from nothing else:
 
-    SECRET_KEY DATABASE_URL CACHE_URL CELERY_BROKER_URL ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS
+    SECRET_KEY DATABASE_URL DATABASE_REPLICA_URLS CACHE_URL CELERY_BROKER_URL
+    ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS
     SECURE_SSL_REDIRECT SECURE_HSTS_SECONDS SECURE_HSTS_INCLUDE_SUBDOMAINS SECURE_HSTS_PRELOAD
     SECURE_PROXY_SSL_HEADER SESSION_COOKIE_SECURE CSRF_COOKIE_SECURE
     STATIC_ROOT MEDIA_ROOT LOG_DIR HEARTBEAT_SECONDS
@@ -52,8 +53,9 @@ def env_list(name):
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
-def database_from_url(url):
-    """postgres://user:pass@host:port/name?sslmode=require, or sqlite:////absolute/path."""
+def database_from_url(url, name="DATABASE_URL"):
+    """postgres://user:pass@host:port/name?sslmode=require, or sqlite:////absolute/path; name is
+    the environment variable the URL comes from, for error messages."""
     parts = urlsplit(url)
     if parts.scheme in ("postgres", "postgresql"):
         return {
@@ -71,9 +73,9 @@ def database_from_url(url):
         # sqlite:///abs/path and sqlite:////abs/path both name /abs/path.
         path = "/" + parts.path.lstrip("/")
         if parts.netloc or path == "/":
-            raise ImproperlyConfigured("DATABASE_URL: use sqlite:////absolute/path/to/db.sqlite3")
+            raise ImproperlyConfigured(f"{name}: use sqlite:////absolute/path/to/db.sqlite3")
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
-    raise ImproperlyConfigured(f"DATABASE_URL: unsupported scheme {parts.scheme!r}")
+    raise ImproperlyConfigured(f"{name}: unsupported scheme {parts.scheme!r}")
 
 
 def cache_from_url(url):
@@ -128,6 +130,15 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(env_required("DATABASE_URL"))}
+# Read replicas: replica1, replica2... in the order of DATABASE_REPLICA_URLS (comma separated,
+# empty for none). The router sends reads there and writes and migrations to "default"; tests
+# of the project see the primary's data through them (MIRROR).
+for number, url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
+    DATABASES[f"replica{number}"] = {
+        **database_from_url(url, "DATABASE_REPLICA_URLS"),
+        "TEST": {"MIRROR": "default"},
+    }
+DATABASE_ROUTERS = ["demo.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CACHES = {"default": cache_from_url(env("CACHE_URL"))}
 
