@@ -10,6 +10,7 @@ span. It is compared with roles/<role>/meta/argument_specs.yml (entry point main
   equal to the spec's default (read as YAML; a string also as written, so `{{ x }}` and `0660`
   read as themselves), or, when the default is a list, a dict or a template, in words: a list
   must then name every item and a dict every key and value;
+- a secret that is optional without default (required in some configurations) says "none";
 - "secret" appears in the row exactly when the option, or one of its suboptions, has no_log;
 - each of an option's choices appears in its row as a code span.
 
@@ -108,6 +109,11 @@ def _default_problem(default_cell, option):
         if not REQUIRED.search(default_cell):
             return f"the spec marks it required, the README's default column says {default_cell!r}"
         return None
+    if "default" not in option and option.get("no_log"):
+        # A secret required only in some configurations has no default: the column says "none".
+        if re.search(r"\bnone\b", default_cell, re.IGNORECASE):
+            return None
+        return f"a secret without default: the README's default column should say none, not {default_cell!r}"
     default = option.get("default")
     if REQUIRED.search(default_cell):
         return f"the README says required, the spec makes it optional with default {default!r}"
