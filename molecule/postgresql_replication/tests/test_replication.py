@@ -88,10 +88,9 @@ def test_both_standbys_stream_over_tls_through_their_slots(hosts):
 
 def test_replication_settings_are_live(hosts):
     primary = hosts[PRIMARY]
-    settings = dict(line.split("|") for line in psql(primary, """
-        SELECT name, setting FROM pg_settings WHERE name IN
-        ('synchronous_standby_names', 'max_slot_wal_keep_size', 'wal_level', 'hot_standby', 'ssl')""",
-        database="postgres").stdout.splitlines())
+    query = """SELECT name, setting FROM pg_settings WHERE name IN
+        ('synchronous_standby_names', 'max_slot_wal_keep_size', 'wal_level', 'hot_standby', 'ssl')"""
+    settings = dict(line.split("|") for line in psql(primary, query, database="postgres").stdout.splitlines())
     assert settings == {
         "synchronous_standby_names": "ANY 1 (pg_replica_a, pg_replica_b)",
         "max_slot_wal_keep_size": "10240",  # MB
@@ -205,14 +204,14 @@ def converge(tmp_path, extra):
                           capture_output=True, text=True, timeout=600, check=False, env=env)
     out = proc.stdout + proc.stderr
     recap = out[out.rfind("PLAY RECAP"):]
-    return proc.returncode, out, {host: int(n) for host, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)",
-                                                                      recap, re.MULTILINE)}
+    counts = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)
+    return proc.returncode, out, {host: int(n) for host, n in counts}
 
 
 def test_the_role_refuses_to_turn_a_standby_into_a_primary_or_to_clone_over_a_primary(hosts, tmp_path):
     # One run, two wrong inventories: pg-replica-a called a primary, pg-primary called a standby.
-    rc, out, changed = converge(tmp_path, {"postgresql_standby": "{{ inventory_hostname != 'pg-replica-a' and "
-                                                                  "inventory_hostname in groups['all'] }}"})
+    wrong = "{{ inventory_hostname != 'pg-replica-a' and inventory_hostname in groups['all'] }}"
+    rc, out, changed = converge(tmp_path, {"postgresql_standby": wrong})
     assert rc != 0
     assert "pg-replica-a is a hot standby" in out and "playbooks/promote.yml" in out, out[-3000:]
     assert "pg-primary should be a standby" in out and "postgresql_replica_rebuild" in out, out[-3000:]
