@@ -54,7 +54,8 @@ ensure_docker() {
   fi
   if ! docker info >/dev/null 2>&1; then
     log "starting dockerd (log: /var/log/dockerd.log)"
-    nohup dockerd >>/var/log/dockerd.log 2>&1 &
+    # In a session of its own: the engine outlives the command that happened to start it.
+    setsid nohup dockerd >>/var/log/dockerd.log 2>&1 < /dev/null &
     for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
   fi
   docker info >/dev/null 2>&1 || die "docker engine did not start; see /var/log/dockerd.log"

@@ -152,5 +152,11 @@ def test_instances_listen_only_on_loopback(host):
 
 
 def test_stock_single_instance_is_off(host):
-    stock = host.service("redis-server")
-    assert not stock.is_running and not stock.is_enabled
+    assert not host.service("redis-server").is_running
+    # Masked before the package's postinst could start it: it never ran, so it never failed.
+    assert host.check_output("systemctl is-enabled redis-server.service || true") == "masked"
+    assert host.check_output("systemctl show -p ActiveState --value redis-server.service") == "inactive"
+
+
+def test_no_failed_units(host):
+    assert host.check_output("systemctl list-units --state=failed --no-legend --plain") == ""

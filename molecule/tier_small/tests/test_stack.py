@@ -233,3 +233,7 @@ def test_check_mode_on_the_converged_host_changes_nothing():
     counts = dict(re.findall(r"(\w+)=(\d+)", recap))
     assert counts.get("changed") == "0", recap
     assert counts.get("failed") == "0", recap
+
+
+def test_no_failed_units(host):
+    assert host.check_output("systemctl list-units --state=failed --no-legend --plain") == ""
