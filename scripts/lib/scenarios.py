@@ -55,12 +55,18 @@ def jobs(selection):
     return picked
 
 
+def _platforms(name):
+    data = yaml.safe_load((MOLECULE / name / "molecule.yml").read_text(encoding="utf-8")) or {}
+    return max(1, len(data.get("platforms") or []))
+
+
 def _weight(job, history):
-    """Longest first: last run's duration when known, else multi-host and tier scenarios first."""
+    """Longest first: last run's duration when known, else by the scenario's size (a guess in
+    seconds: the hosts it converges, and the whole stack for a tier)."""
     name, rel = job
     if f"{name}@{rel}" in history:
         return history[f"{name}@{rel}"]
-    return 600 if name.startswith("tier_") else 100
+    return 200 * _platforms(name) + (400 if name.startswith("tier_") else 0)
 
 
 def run(selected, workers):
