@@ -228,9 +228,12 @@ def test_a_full_disk_keeps_the_previous_dump(host):
         assert "No space left on device" in log and f"{DB}: the dump failed" in log, log
         assert fingerprint(host) == kept
     finally:
-        host.run(f"umount {directory}")
+        # A process of the failed run may still hold the mount for a moment: detach it lazily
+        # then, so that the directory is the real one again for the next tests.
+        host.run(f"umount {directory} || umount --lazy {directory}")
         host.run(f"rm -rf {saved}")
         psql(host, "DROP TABLE IF EXISTS bulk")
+    assert host.run(f"mountpoint -q {directory}").rc != 0, f"{directory} is still a mount point"
 
 
 def test_the_hook_gets_each_new_file_and_its_failure_fails_the_unit(host):
