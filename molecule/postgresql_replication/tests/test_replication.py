@@ -220,6 +220,21 @@ def test_the_role_refuses_to_turn_a_standby_into_a_primary_or_to_clone_over_a_pr
     assert psql(hosts[PRIMARY], "SELECT count(*) FROM before_second_standby").stdout.strip() == "10000"
 
 
+def test_a_standby_is_cloned_afresh_when_asked(hosts, tmp_path):
+    standby = hosts[STANDBYS[1]]
+    assert standby.run(f"ls -d {DATA}.replaced-*").rc != 0
+    rc, out, changed = converge(tmp_path, {"postgresql_replica_rebuild": "{{ inventory_hostname == 'pg-replica-b' }}"})
+    assert rc == 0, out[-5000:]
+    assert changed[STANDBYS[1]] > 0 and changed[PRIMARY] == 0 and changed[STANDBYS[0]] == 0, changed
+    # The former data directory is kept aside; the new clone streams again through its slot.
+    assert standby.file(f"{DATA}/standby.signal").exists
+    assert standby.run(f"ls -d {DATA}.replaced-*").rc == 0
+    assert psql(standby, "SELECT count(*) FROM before_second_standby").stdout.strip() == "10000"
+    assert wait_for(lambda: psql(hosts[PRIMARY], "SELECT active FROM pg_replication_slots "
+                                                 "WHERE slot_name = 'pg_replica_b'", database="postgres")
+                    .stdout.strip() == "t")
+
+
 def test_no_failed_units(hosts):
     for name, host in hosts.items():
         failed = host.check_output("systemctl list-units --state=failed --no-legend --plain")
