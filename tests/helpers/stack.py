@@ -14,6 +14,8 @@ import os
 import pathlib
 import re
 import shlex
+import subprocess
+import time
 
 import testinfra
 import testinfra.utils.ansible_runner
@@ -165,3 +167,42 @@ def install_helper(host, name, dest_dir="/usr/local/lib/djangoprod-tests"):
     dest = f"{dest_dir}/{name}"
     host.run_test(f"mkdir -p {dest_dir} && echo {payload} | base64 -d > {dest}")
     return dest
+
+
+def address(host):
+    """The host's default IPv4 address (its address on the scenario's network)."""
+    facts = host.ansible("setup", "gather_subset=!all,network")["ansible_facts"]
+    return facts["ansible_default_ipv4"]["address"]
+
+
+def wait_for(predicate, timeout=60.0, interval=0.5):
+    """Poll until the predicate returns something true, or the timeout; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def playbook(tmp_path, name, extra=None, limit=None, timeout=900):
+    """ansible-playbook on the molecule inventory: a playbook of playbooks/ by name, or any path.
+
+    Returns (rc, output, {host: changed}); the output is stdout and stderr together (molecule's
+    ansible.cfg sends failures to stderr).
+    """
+    inventory = str(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
+    target = pathlib.Path(name) if os.path.isabs(name) else ROOT / "playbooks" / name
+    cmd = ["ansible-playbook", "-i", inventory, str(target)]
+    if extra:
+        path = tmp_path / "extra.json"
+        path.write_text(json.dumps(extra))
+        cmd += ["-e", f"@{path}"]
+    if limit:
+        cmd += ["--limit", limit]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                          env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+    out = proc.stdout + proc.stderr
+    recap = out[out.rfind("PLAY RECAP"):]
+    changed = {h: int(n) for h, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)}
+    return proc.returncode, out, changed

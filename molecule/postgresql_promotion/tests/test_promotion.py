@@ -2,17 +2,13 @@
 advanced standby is promoted by playbooks/promote.yml, the app and the other standby follow it,
 and the former primary comes back as a standby."""
 
-import json
-import os
 import pathlib
-import re
 import shlex
-import subprocess
 import time
 
 import pytest
 
-from helpers.stack import Site, fleet, install_helper
+from helpers.stack import Site, address, fleet, install_helper, playbook, wait_for
 from helpers.stack import journal as _journal
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -43,35 +39,6 @@ def env(host):
     lines = host.file(ENV_FILE).content_string.splitlines()
     pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
     return {name: value.strip("'") for name, value in pairs}
-
-
-def address(host):
-    return host.ansible("setup", "gather_subset=!all,network")["ansible_facts"]["ansible_default_ipv4"]["address"]
-
-
-def playbook(tmp_path, name, extra, limit=None):
-    """ansible-playbook on the molecule inventory; (rc, output, {host: changed})."""
-    inventory = str(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
-    path = tmp_path / "extra.json"
-    path.write_text(json.dumps(extra))
-    cmd = ["ansible-playbook", "-i", inventory, str(ROOT / "playbooks" / name), "-e", f"@{path}"]
-    if limit:
-        cmd += ["--limit", limit]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
-                          env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
-    out = proc.stdout + proc.stderr
-    recap = out[out.rfind("PLAY RECAP"):]
-    changed = {h: int(n) for h, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)}
-    return proc.returncode, out, changed
-
-
-def wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 class Writer:

@@ -6,12 +6,11 @@ import pathlib
 import re
 import shlex
 import subprocess
-import time
 import uuid
 
 import pytest
 
-from helpers.stack import fleet
+from helpers.stack import address, fleet, wait_for
 from helpers.stack import journal as _journal
 
 PRIMARY = "pg-primary"
@@ -38,19 +37,6 @@ def psql(host, sql, database="demo", check=True):
     if check:
         assert result.rc == 0, result.stderr + journal(host)
     return result
-
-
-def address(host):
-    return host.ansible("setup", "gather_subset=!all,network")["ansible_facts"]["ansible_default_ipv4"]["address"]
-
-
-def wait_for(predicate, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def test_rows_written_on_the_primary_appear_on_both_standbys(hosts):
