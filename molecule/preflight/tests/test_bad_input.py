@@ -107,3 +107,30 @@ def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory, b
     assert "celery_beat_enabled" in out
     assert set(changed) == {0}
     _assert_untouched(host, baseline)
+
+
+@pytest.mark.parametrize("extra, message", [
+    # A malformed name, with or without certificates from an ACME server.
+    ({"stack_domains": ["shop..example.com"]},
+     'stack_domains: "shop..example.com" is not a host name or an IP address'),
+    ({"stack_domains": ["shop.example.com", "bad_name.example.com"], "stack_acme_enabled": True,
+      "stack_acme_email": "ops@example.com"},
+     'stack_domains: "bad_name.example.com" is not a name an ACME server can validate'),
+    # A name an ACME server cannot validate over HTTP.
+    ({"stack_domains": ["localhost", "10.0.0.5"], "stack_acme_enabled": True,
+      "stack_acme_email": "ops@example.com"},
+     'stack_domains: "localhost", "10.0.0.5" are not a name an ACME server can validate'),
+    # Certificates from an ACME server need an account email.
+    ({"stack_acme_enabled": True}, "stack_acme_email must be the email address of the account"),
+    ({"stack_acme_enabled": True, "stack_acme_email": "ops at example.com"},
+     'stack_acme_email must be the email address of the account at the ACME server (expiry notices go'
+     ' there), found "ops at example.com"'),
+    # An unknown TLS profile, checked against the nginx role's argument spec.
+    ({"nginx_tls_profile": "old"}, "nginx_tls_profile must be one of: intermediate, modern, got: old"),
+])
+def test_bad_certificate_and_tls_input_is_named(host, tmp_path, baseline, extra, message):
+    rc, out, changed = _run(tmp_path, {**GOOD_SECRET, **extra})
+    assert rc != 0
+    assert message in " ".join(out.split()), out[-3000:]
+    assert set(changed) == {0}
+    _assert_untouched(host, baseline)
