@@ -110,7 +110,10 @@ def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory, b
 
 
 @pytest.mark.parametrize("extra, message", [
-    # A malformed name, with or without certificates from an ACME server.
+    # No name at all; a name with its scheme; a malformed name, with or without an ACME server.
+    ({"stack_domains": []}, "stack_domains is empty"),
+    ({"stack_domains": ["https://shop.example.com"]},
+     'stack_domains: "https://shop.example.com" is not a host name or an IP address'),
     ({"stack_domains": ["shop..example.com"]},
      'stack_domains: "shop..example.com" is not a host name or an IP address'),
     ({"stack_domains": ["shop.example.com", "bad_name.example.com"], "stack_acme_enabled": True,
@@ -123,8 +126,7 @@ def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory, b
     # Certificates from an ACME server need an account email.
     ({"stack_acme_enabled": True}, "stack_acme_email must be the email address of the account"),
     ({"stack_acme_enabled": True, "stack_acme_email": "ops at example.com"},
-     'stack_acme_email must be the email address of the account at the ACME server (expiry notices go'
-     ' there), found "ops at example.com"'),
+     'the account at the ACME server (expiry notices go there), found "ops at example.com"'),
     # An unknown TLS profile, checked against the nginx role's argument spec.
     ({"nginx_tls_profile": "old"}, "nginx_tls_profile must be one of: intermediate, modern, got: old"),
 ])
