@@ -29,6 +29,7 @@ converge() {  # name
 stack_app_source: archive
 stack_app_archive: $ROOT/.cache/demo-app.tar.gz
 stack_domains: [demo.example.test]
+stack_acme_enabled: false
 postgresql_memory_mb: 2048
 redis_memory_mb: 2048
 gunicorn_memory_mb: 2048

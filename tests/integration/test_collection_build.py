@@ -71,13 +71,14 @@ def test_site_playbook_runs_by_fqcn(installed):
     assert f"playbook: {installed['path']}/ansible_collections/djangoprod/stack/playbooks/site.yml" in out
     out = _run(["ansible-playbook", "-i", str(inventory), "djangoprod.stack.site", "--list-tasks"],
                installed["env"], installed["work"])
-    for role in ("common", "postgresql", "redis", "django", "gunicorn", "celery", "nginx", "logrotate"):
+    for role in ("common", "postgresql", "redis", "django", "gunicorn", "celery", "nginx", "certbot", "logrotate"):
         assert f"djangoprod.stack.{role} :" in out, role
 
 
 GOOD_VARS = """\
 stack_app_name: demo
 stack_domains: [demo.example.test]
+stack_acme_email: ops@demo.example.test
 stack_django_settings_module: demo.settings
 stack_wsgi_app: demo.wsgi:application
 stack_celery_app: demo
