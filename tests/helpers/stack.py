@@ -165,3 +165,52 @@ def install_helper(host, name, dest_dir="/usr/local/lib/djangoprod-tests"):
     dest = f"{dest_dir}/{name}"
     host.run_test(f"mkdir -p {dest_dir} && echo {payload} | base64 -d > {dest}")
     return dest
+
+
+# Capability numbers (linux/capability.h) of the capabilities the collection's units keep.
+CAPABILITIES = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
+                "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10}
+
+
+def exposure(host, unit):
+    """The overall exposure level `systemd-analyze security` gives a unit (0.0 to 10.0)."""
+    out = host.check_output(f"systemd-analyze security --no-pager {shlex.quote(unit)} | tail -n 1")
+    return float(re.search(r"level for \S+: (\d+\.\d+)", out).group(1))
+
+
+def process_status(host, pid):
+    """/proc/<pid>/status as a dict of stripped strings."""
+    lines = host.check_output(f"cat /proc/{int(pid)}/status").splitlines()
+    return {key: value.strip() for key, _sep, value in (line.partition(":") for line in lines)}
+
+
+def write_in_namespace(host, pid, directory):
+    """Create and remove a file in `directory` as root inside the mount namespace of process
+    `pid`: the sandbox as the service sees it (ProtectSystem=strict leaves only its
+    ReadWritePaths writable). Returns the command's result."""
+    probe = f"{directory.rstrip('/')}/.djangoprod-sandbox-probe"
+    return host.run(f"nsenter -t {int(pid)} -m -- sh -c 'touch \"$1\" && rm -f \"$1\"' sh {shlex.quote(probe)}")
+
+
+def assert_sandboxed(host, unit, writable, read_only=("/etc", "/usr"), capabilities=(),
+                     max_exposure=3.0):
+    """The sandbox of a running unit is live, not only written: its main process has no new
+    privileges and exactly the capability bounding set given, root cannot write outside the
+    unit's paths inside its mount namespace (but can inside them), and systemd-analyze scores it
+    at most max_exposure."""
+    pid = main_pid(host, unit)
+    assert pid, journal(host, unit)
+    status = process_status(host, pid)
+    assert status["NoNewPrivs"] == "1", status
+    expected = sum(1 << CAPABILITIES[name] for name in capabilities)
+    assert int(status["CapBnd"], 16) == expected, (status["CapBnd"], capabilities)
+    for directory in writable:
+        result = write_in_namespace(host, pid, directory)
+        assert result.rc == 0, f"{unit} cannot write {directory}: {result.stderr}"
+    for directory in read_only:
+        result = write_in_namespace(host, pid, directory)
+        assert result.rc != 0 and "Read-only file system" in result.stderr, (
+            f"{unit} can write {directory}: rc={result.rc} {result.stderr}")
+    level = exposure(host, unit)
+    assert level <= max_exposure, host.check_output(f"systemd-analyze security --no-pager {shlex.quote(unit)}")
+    return level
