@@ -46,7 +46,8 @@ def _celery(host, *args):
     """The app's celery command, as the app user with its environment."""
     unit = f"{APP}-celery-worker.service"
     exec_start = host.check_output(f"systemctl show -p ExecStart --value {unit}")
-    celery = next(word for word in exec_start.split() if word.endswith("/bin/celery"))
+    # "{ path=/srv/.../bin/celery ; argv[]=/srv/.../bin/celery --app=... ; ... }"
+    celery = next(word.rpartition("=")[2] for word in exec_start.split() if word.endswith("/bin/celery"))
     workdir = host.check_output(f"systemctl show -p WorkingDirectory --value {unit}")
     command = " ".join(shlex.quote(a) for a in [celery, f"--app={APP}", *args])
     return host.run(f"runuser -u {APP} -- sh -c 'set -a; . /etc/{APP}/env; cd {workdir} && {command}'")
