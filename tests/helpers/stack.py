@@ -206,3 +206,56 @@ def playbook(tmp_path, name, extra=None, limit=None, timeout=900):
     recap = out[out.rfind("PLAY RECAP"):]
     changed = {h: int(n) for h, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)}
     return proc.returncode, out, changed
+
+
+# Capability numbers (linux/capability.h) of the capabilities the collection's units keep.
+CAPABILITIES = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
+                "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10}
+
+
+def exposure(host, unit):
+    """The overall exposure level `systemd-analyze security` gives a unit (0.0 to 10.0)."""
+    out = host.check_output(f"systemd-analyze security --no-pager {shlex.quote(unit)} | tail -n 1")
+    return float(re.search(r"level for \S+: (\d+\.\d+)", out).group(1))
+
+
+def process_status(host, pid):
+    """/proc/<pid>/status as a dict of stripped strings."""
+    lines = host.check_output(f"cat /proc/{int(pid)}/status").splitlines()
+    return {key: value.strip() for key, _sep, value in (line.partition(":") for line in lines)}
+
+
+def mount_access(host, pid, path):
+    """"ro" or "rw": how `path` is mounted for process `pid`, from the kernel's view of the
+    process's mount namespace (/proc/<pid>/mountinfo: the last mount on the longest mount point
+    that contains the path). ProtectSystem=strict remounts / read-only there and binds the unit's
+    ReadWritePaths read-write on top."""
+    best, access = "", None
+    for line in host.check_output(f"cat /proc/{int(pid)}/mountinfo").splitlines():
+        fields = line.split()
+        point, options = fields[4].replace("\\040", " "), fields[5].split(",")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, access = point, options[0]
+    return access
+
+
+def assert_sandboxed(host, unit, writable, read_only=("/etc", "/usr"), capabilities=(),
+                     max_exposure=3.0):
+    """The sandbox of a running unit is live, not only written: its main process has no new
+    privileges and exactly the capability bounding set given, its mount namespace has the
+    read_only directories read-only and the writable ones read-write, and systemd-analyze scores
+    it at most max_exposure."""
+    pid = main_pid(host, unit)
+    assert pid, journal(host, unit)
+    status = process_status(host, pid)
+    assert status["NoNewPrivs"] == "1", status
+    expected = sum(1 << CAPABILITIES[name] for name in capabilities)
+    assert int(status["CapBnd"], 16) == expected, (status["CapBnd"], capabilities)
+    for directory in writable:
+        assert mount_access(host, pid, directory) == "rw", f"{unit} cannot write {directory}"
+    for directory in read_only:
+        assert mount_access(host, pid, directory) == "ro", f"{unit} can write {directory}"
+    level = exposure(host, unit)
+    assert level <= max_exposure, host.check_output(f"systemd-analyze security --no-pager {shlex.quote(unit)}")
+    return level

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from helpers.stack import journal, public_listeners, tcp_listeners, wildcards
+from helpers.stack import assert_sandboxed, journal, main_pid, public_listeners, tcp_listeners, wildcards
 
 NAME = "app.example.test"
 CERT = "/etc/ssl/djangoprod/stub/fullchain.pem"
@@ -246,3 +246,63 @@ def test_only_http_and_https_listen_publicly(host):
     # The stand-in app is on a unix socket: 80 and 443 on the wildcards are the whole list.
     expected = {(address, port) for address in wildcards(host) for port in (80, 443)}
     assert public_listeners(host) == expected, tcp_listeners(host)
+
+
+SANDBOX = {
+    "ProtectSystem": "strict",
+    "NoNewPrivileges": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "ProtectHome": "yes",
+    "ProtectKernelTunables": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectClock": "yes",
+    "ProtectHostname": "yes",
+    "RestrictNamespaces": "yes",
+    "LockPersonality": "yes",
+    "MemoryDenyWriteExecute": "yes",
+    "RestrictRealtime": "yes",
+    "RestrictSUIDSGID": "yes",
+    "SystemCallArchitectures": "native",
+}
+FAMILIES = {"AF_UNIX", "AF_INET", "AF_INET6"}
+
+
+def test_unit_carries_the_sandbox(host):
+    props = host.check_output(
+        "systemctl show nginx.service -p RestrictAddressFamilies "
+        + " ".join(f"-p {name}" for name in SANDBOX))
+    shown = dict(line.split("=", 1) for line in props.splitlines())
+    assert set(shown.pop("RestrictAddressFamilies").split()) == FAMILIES
+    assert shown == SANDBOX
+    dropins = host.check_output("systemctl show -p DropInPaths --value nginx.service")
+    assert "/etc/systemd/system/nginx.service.d/60-djangoprod-hardening.conf" in dropins
+
+
+def test_sandbox_is_live_in_the_running_master(host):
+    level = assert_sandboxed(
+        host, "nginx.service", writable=["/var/log/nginx", "/var/lib/nginx", "/run"],
+        read_only=["/etc", "/etc/ssl", "/usr", "/var/www/acme"],
+        capabilities=["CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE",
+                      "CAP_CHOWN", "CAP_KILL"])
+    print("systemd-analyze security nginx.service:", level)
+
+
+def test_reload_and_log_reopen_work_in_the_sandbox(host):
+    pid = main_pid(host, "nginx.service")
+    # certbot's deploy hook reloads nginx: the reload runs in the sandbox and keeps the master.
+    host.run_test("systemctl reload nginx.service")
+    # logrotate's postrotate: the master reopens the logs and hands them to www-data (CAP_CHOWN).
+    host.run_test(f"mv {ACCESS_LOG} {ACCESS_LOG}.1 && kill -USR1 {pid}")
+    marker = uuid.uuid4().hex
+    try:
+        for _attempt in range(20):
+            request(host, f"https://{NAME}/?sandbox={marker}")
+            if log_line(host, marker):
+                break
+        assert log_line(host, marker), diagnostics(host)
+        assert host.file(ACCESS_LOG).user == "www-data"
+    finally:
+        host.run(f"rm -f {ACCESS_LOG}.1")
+    assert main_pid(host, "nginx.service") == pid, diagnostics(host)
+    assert host.service("nginx").is_running

@@ -5,8 +5,8 @@ import shlex
 
 import pytest
 
+from helpers.stack import assert_sandboxed, main_pid, public_listeners, sizing, tcp_listeners
 from helpers.stack import journal as _journal
-from helpers.stack import public_listeners, sizing, tcp_listeners
 
 APP = ("demo", "demo-test-password", "demo")
 OTHER = ("other", "other-test-password", "otherdb")
@@ -169,3 +169,55 @@ def test_server_listens_on_loopback_only(host):
     assert public_listeners(host) == set(), tcp_listeners(host)
     addresses = {address for address, port in tcp_listeners(host) if port == 5432}
     assert "127.0.0.1" in addresses and addresses <= {"127.0.0.1", "[::1]"}, (addresses, journal(host))
+
+
+def test_client_authentication_has_no_weak_method(host):
+    # The whole pg_hba.conf is the role's: Debian's lines are gone, and no rule admits a client
+    # without a password, with a clear-text one or with md5.
+    rules = psql_admin(host, "SELECT line_number, type, auth_method FROM pg_hba_file_rules")
+    assert rules.rc == 0, rules.stderr
+    methods = {line.split("|")[2] for line in rules.stdout.splitlines()}
+    assert methods and methods <= {"peer", "scram-sha-256", "cert", "reject"}, rules.stdout
+    assert not methods & {"trust", "password", "md5"}, rules.stdout
+
+
+def test_unit_carries_the_sandbox(host):
+    name = unit(host)
+    props = host.check_output(
+        f"systemctl show {name} -p User -p ProtectSystem -p NoNewPrivileges -p PrivateTmp "
+        "-p PrivateDevices -p ProtectHome -p RestrictNamespaces -p SystemCallArchitectures "
+        "-p CapabilityBoundingSet -p MemoryDenyWriteExecute -p DropInPaths")
+    shown = dict(line.split("=", 1) for line in props.splitlines())
+    assert shown["User"] == "postgres"
+    assert shown["ProtectSystem"] == "strict"
+    assert shown["NoNewPrivileges"] == shown["PrivateTmp"] == shown["PrivateDevices"] == "yes"
+    assert shown["ProtectHome"] == shown["RestrictNamespaces"] == "yes"
+    assert shown["SystemCallArchitectures"] == "native"
+    assert shown["CapabilityBoundingSet"] == ""
+    # jit is on (PostgreSQL's default): its compiled code needs writable executable memory.
+    assert shown["MemoryDenyWriteExecute"] == "no"
+    assert "/etc/systemd/system/postgresql@.service.d/60-djangoprod-hardening.conf" in shown["DropInPaths"]
+
+
+def test_sandbox_is_live_in_the_running_server(host):
+    level = assert_sandboxed(
+        host, f"{unit(host)}.service",
+        writable=["/var/lib/postgresql", "/var/log/postgresql", "/run/postgresql", "/var/spool/pgbackrest"],
+        read_only=["/etc", "/etc/postgresql", "/usr", "/var/backups"], capabilities=[], max_exposure=2.0)
+    print(f"systemd-analyze security {unit(host)}.service:", level)
+    assert host.check_output(f"ps -o user= -p {main_pid(host, unit(host))}") == "postgres"
+
+
+def test_jit_compiles_queries_in_the_sandbox(host):
+    out = psql_admin(host, "SET jit_above_cost = 0; SET jit_optimize_above_cost = 0; "
+                           "SELECT pg_jit_available(), sum(x) FROM generate_series(1, 100000) x")
+    assert out.rc == 0 and out.stdout.strip().splitlines()[-1] in ("t|5000050000", "f|5000050000"), (
+        out.stdout + out.stderr + journal(host))
+
+
+def test_server_stops_reloads_and_restarts_in_the_sandbox(host):
+    name = unit(host)
+    host.run_test(f"systemctl reload {name}")
+    restart = host.run(f"systemctl restart {name}")
+    assert restart.rc == 0 and host.service(name).is_running, restart.stderr + journal(host)
+    assert psql_tcp(host, *APP, "SELECT 1").stdout.strip() == "1", journal(host)

@@ -5,10 +5,11 @@ import uuid
 
 import pytest
 
+from helpers.stack import assert_sandboxed, public_listeners, sizing, tcp_listeners
 from helpers.stack import journal as _journal
-from helpers.stack import public_listeners, sizing, tcp_listeners
 
 USER = "app"
+ADMIN = ("admin", "admin-secret-for-tests")  # redis_admin_user, redis_admin_password
 INSTANCES = {
     # name: (port, password) as set in converge.yml
     "cache": (6379, "cache-secret-for-tests"),
@@ -28,19 +29,22 @@ def journal(host, name):
     return _journal(host, f"redis-server@{name}.service")
 
 
-def cli(host, name, *args, auth=True, stdin=None):
+def cli(host, name, *args, auth=True, stdin=None, admin=False):
     port, password = INSTANCES[name]
+    user = USER
+    if admin:
+        user, password = ADMIN
     cmd = f"redis-cli --no-auth-warning -h 127.0.0.1 -p {port}"
     if auth:
-        cmd += f" --user {USER} --pass {password}"
+        cmd += f" --user {user} --pass {password}"
     cmd += " " + " ".join(f"'{a}'" for a in args)
     if stdin is not None:
         cmd = f"{stdin} | {cmd}"
     return host.run(cmd)
 
 
-def ok(host, name, *args):
-    result = cli(host, name, *args)
+def ok(host, name, *args, admin=False):
+    result = cli(host, name, *args, admin=admin)
     refused = re.match(r"(ERR|NOAUTH|WRONGPASS|NOPERM|OOM)\b", result.stdout)
     assert result.rc == 0 and not refused, (
         f"redis-cli {args} on {name}: rc={result.rc} {result.stdout!r} {result.stderr!r}\n"
@@ -49,13 +53,13 @@ def ok(host, name, *args):
 
 
 def config_get(host, name, key):
-    lines = ok(host, name, "CONFIG", "GET", key).splitlines()
+    lines = ok(host, name, "CONFIG", "GET", key, admin=True).splitlines()
     assert lines[0] == key, lines
     return lines[1] if len(lines) > 1 else ""
 
 
 def info(host, name, section):
-    out = ok(host, name, "INFO", section)
+    out = ok(host, name, "INFO", section, admin=True)
     return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
 
 
@@ -124,7 +128,7 @@ def test_full_cache_evicts_instead_of_refusing_writes(host):
     evicted_before = int(info(host, "cache", "stats")["evicted_keys"])
     try:
         # Room for about 1 MB more, then write about 4 MB of 1 KB values.
-        ok(host, "cache", "CONFIG", "SET", "maxmemory", str(used + 1024 * 1024))
+        ok(host, "cache", "CONFIG", "SET", "maxmemory", str(used + 1024 * 1024), admin=True)
         writes = ("v=$(head -c 1024 /dev/zero | tr '\\0' x); "
                   "seq 4000 | sed \"s/.*/SET test:fill:& $v/\"")
         result = cli(host, "cache", stdin=writes)
@@ -134,8 +138,8 @@ def test_full_cache_evicts_instead_of_refusing_writes(host):
         assert int(info(host, "cache", "stats")["evicted_keys"]) > evicted_before
         assert int(ok(host, "cache", "DBSIZE")) < 4000
     finally:
-        ok(host, "cache", "CONFIG", "SET", "maxmemory", original)
-        ok(host, "cache", "FLUSHALL")
+        ok(host, "cache", "CONFIG", "SET", "maxmemory", original, admin=True)
+        ok(host, "cache", "FLUSHALL", admin=True)
 
 
 def test_instances_listen_only_on_loopback(host):
@@ -160,3 +164,115 @@ def test_stock_single_instance_is_off(host):
 
 def test_no_failed_units(host):
     assert host.check_output("systemctl list-units --state=failed --no-legend --plain") == ""
+
+
+# Commands of the @dangerous category the application's user is refused on both instances.
+DENIED = [
+    ("CONFIG", "GET", "maxmemory"),
+    ("CONFIG", "SET", "maxmemory", "1"),
+    ("FLUSHALL",),
+    ("KEYS", "*"),
+    ("DEBUG", "SLEEP", "0"),
+    ("SHUTDOWN", "NOSAVE"),
+    ("ACL", "SETUSER", "intruder", "on", "nopass", "+@all"),
+    ("MODULE", "LIST"),
+    ("SAVE",),
+    ("BGSAVE",),
+    ("REPLICAOF", "127.0.0.1", "1"),
+    ("SLAVEOF", "127.0.0.1", "1"),
+    ("INFO",),
+    ("CLIENT", "KILL", "TYPE", "normal"),
+]
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+@pytest.mark.parametrize("command", DENIED, ids=lambda c: "-".join(c[:2]))
+def test_app_user_is_refused_dangerous_commands(host, name, command):
+    # ACL DRYRUN asks the ACL alone (DEBUG and MODULE are also off by configuration)...
+    verdict = ok(host, name, "ACL", "DRYRUN", USER, *command, admin=True)
+    assert "no permissions" in verdict, (command, verdict)
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+@pytest.mark.parametrize("command", [("CONFIG", "GET", "maxmemory"), ("FLUSHALL",), ("KEYS", "*"),
+                                     ("SHUTDOWN", "NOSAVE"), ("INFO",)], ids=lambda c: c[0])
+def test_app_user_gets_noperm(host, name, command):
+    # ...and the command itself is refused, leaving the instance running.
+    result = cli(host, name, *command)
+    assert result.stdout.startswith("NOPERM"), (command, result.stdout, result.stderr)
+    assert host.service(f"redis-server@{name}").is_running, journal(host, name)
+
+
+def test_flushdb_is_allowed_on_the_cache_only(host):
+    # Django's cache.clear() sends FLUSHDB; the broker's queues are not the application's to drop.
+    assert ok(host, "cache", "FLUSHDB") == "OK"
+    assert cli(host, "broker", "FLUSHDB").stdout.startswith("NOPERM")
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_app_user_keeps_what_celery_and_django_use(host, name):
+    # Lists, sorted sets, hashes, transactions, pub/sub, expiry: kombu's and Django's commands.
+    script = ("MULTI\nRPUSH test:q a\nZADD test:z 1 a\nHSET test:h a 1\nEXEC\n"
+              "PUBLISH test:channel hi\nEXPIRE test:q 60\nLLEN test:q\nDEL test:q test:z test:h\n")
+    result = cli(host, name, stdin=f"printf '{script}'")
+    assert "NOPERM" not in result.stdout and result.rc == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_default_user_cannot_log_in(host, name):
+    port = INSTANCES[name][0]
+    for password in ("", "nopass", "x"):
+        out = host.run(f"redis-cli --no-auth-warning -p {port} AUTH default '{password}'").stdout
+        assert "PONG" not in out and "OK" not in out, out
+    acl = ok(host, name, "ACL", "GETUSER", "default", admin=True).splitlines()
+    flags = acl[acl.index("flags") + 1:acl.index("passwords")]
+    assert "off" in flags and "on" not in flags and "nopass" not in flags, acl
+
+
+def test_broker_keeps_a_transaction_across_a_restart(host):
+    # kombu writes in MULTI/EXEC. The client that replays the AOF at start runs as the default
+    # user, and Redis checks its rights again for every transaction it replays.
+    key = f"test:multi:{uuid.uuid4().hex}"
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    result = cli(host, "broker", stdin=f"printf 'MULTI\\nRPUSH {key} a\\nEXEC\\n'")
+    assert "NOPERM" not in result.stdout and result.rc == 0, result.stdout
+    restart = host.run("systemctl restart redis-server@broker.service")
+    assert restart.rc == 0, restart.stderr + journal(host, "broker")
+    assert ok(host, "broker", "LLEN", key) == "1", journal(host, "broker")
+    ok(host, "broker", "DEL", key)
+    log = host.check_output(f"journalctl -u redis-server@broker.service --since '{since}' --no-pager")
+    assert "AOF-loading-client" not in log, log
+
+
+def test_stock_config_serves_nobody(host):
+    # Started by hand with a unix socket added (the masked unit would add none): no TCP
+    # listener, and no way in.
+    run = "/run/redis-stock-check"
+    host.run_test(f"install -d -o redis -g redis -m 0750 {run}")
+    try:
+        host.run_test(f"runuser -u redis -- redis-server /etc/redis/redis.conf --supervised no "
+                      f"--daemonize yes --pidfile {run}/pid --unixsocket {run}/sock --dir {run}")
+        host.run_test(f"for i in $(seq 50); do test -S {run}/sock && break; sleep 0.1; done; test -S {run}/sock")
+        pid = host.check_output(f"cat {run}/pid")
+        assert f"pid={pid}," not in host.check_output("ss -Hltnp"), host.check_output("ss -Hltnp")
+        ping = host.run(f"redis-cli -s {run}/sock PING").stdout
+        assert ping.startswith("NOAUTH"), ping
+        auth = host.run(f"redis-cli -s {run}/sock AUTH default ''").stdout
+        assert "WRONGPASS" in auth or "ERR" in auth, auth
+    finally:
+        host.run(f"test -f {run}/pid && kill $(cat {run}/pid); sleep 0.5; rm -rf {run}")
+
+
+@pytest.mark.parametrize("name", INSTANCES)
+def test_unit_sandbox_is_live(host, name):
+    unit = f"redis-server@{name}.service"
+    dropins = host.check_output(f"systemctl show -p DropInPaths --value {unit}")
+    assert "redis-server@.service.d/60-djangoprod-hardening.conf" in dropins
+    paths = host.check_output(f"systemctl show -p ReadWritePaths --value {unit}")
+    assert "/etc/redis" not in paths, paths
+    level = assert_sandboxed(host, unit, writable=[INSTANCE_DIRS[name]],
+                             read_only=["/etc/redis", "/usr", "/var/lib"], max_exposure=2.0)
+    print(f"systemd-analyze security {unit}:", level)
+
+
+INSTANCE_DIRS = {"cache": "/var/lib/redis/cache", "broker": "/var/lib/redis/broker"}
