@@ -165,6 +165,7 @@ def test_a_change_outside_the_role_is_undone_by_the_next_converge(hosts, address
     finally:
         app.run(f"systemctl reload {UNIT}")
 
+
 def test_no_failed_units(hosts):
     for name, host in hosts.items():
         failed = host.check_output("systemctl list-units --state=failed --no-legend --plain")
