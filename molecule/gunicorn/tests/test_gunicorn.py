@@ -2,9 +2,9 @@
 
 import json
 import re
-import time
 
 from helpers.stack import install_helper, journal, main_pid, public_listeners, sizing, tcp_listeners
+from helpers.stack import wait_for as _wait_for
 
 SERVICE = "demo.service"
 SOCKET = "/run/demo/gunicorn.sock"
@@ -18,12 +18,7 @@ def worker_pids(host, pid):
 
 
 def wait_for(predicate, timeout=15.0, interval=0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+    return _wait_for(predicate, timeout=timeout, interval=interval)
 
 
 def expected_workers(host):
