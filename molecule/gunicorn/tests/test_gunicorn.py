@@ -141,3 +141,18 @@ def test_usr1_reopens_logs(host):
 
     assert wait_for(reopened, timeout=10, interval=0.5), journal(host, SERVICE)
     assert host.file(ACCESS_LOG).user == "demo"
+
+
+def test_control_socket_lives_in_the_runtime_directory(host):
+    """gunicorn 25.1+ opens a control socket; the sandbox keeps the home read-only, so it lives
+    in the unit's runtime directory, where only the app user reaches it, and no start logs an error."""
+    host.run_test(f"{CURL} -f http://localhost/")
+    control = "/run/demo-gunicorn/control.sock"
+    assert wait_for(lambda: host.file(control).exists), journal(host, SERVICE)
+    sock = host.file(control)
+    assert sock.is_socket and (sock.user, sock.mode) == ("demo", 0o600), (sock.user, oct(sock.mode))
+    out = host.run(f"runuser -u demo -- /srv/demo/current/.venv/bin/gunicornc -s {control} -c 'show workers' -j")
+    assert out.rc == 0, out.stdout + out.stderr
+    assert len(json.loads(out.stdout)["workers"]) == expected_workers(host), out.stdout
+    errors = host.file("/var/log/demo/gunicorn-error.log").content_string
+    assert "Control server error" not in errors, errors[-2000:]
