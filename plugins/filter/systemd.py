@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """systemd filters: the sandbox of the collection's own service units, written once.
 
-Documentation for ansible-doc lives beside this file (systemd_sandbox.yml).
+Documentation for ansible-doc lives beside this file (systemd_sandbox.yml, systemd_quote.yml).
 """
 
 from __future__ import annotations
@@ -40,6 +40,25 @@ def _read_write_path(path):
             "(systemd splits the list on white space)")
     # "-": a path that does not exist (yet) is skipped instead of failing the unit's start.
     return f"-{path}"
+
+
+# Words that need no quotes on an Exec*= line.
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_./:=,@+-]+$")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def systemd_quote(word):
+    """One argument of an Exec*= line, as systemd reads it back: the very same string."""
+    if not isinstance(word, str):
+        raise AnsibleFilterError(f"systemd_quote takes a string, got {type(word).__name__} {word!r}")
+    if _CONTROL_CHARACTERS.search(word):
+        raise AnsibleFilterError(f"systemd_quote: {word!r} contains a control character such as a newline")
+    # % starts a specifier and $ a variable on Exec*= lines, even inside quotes.
+    escaped = word.replace("%", "%%").replace("$", "$$")
+    if _PLAIN_WORD.match(word):
+        return escaped
+    escaped = escaped.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
 
 
 def systemd_sandbox(read_write_paths, user_namespaces=False, address_families=None):
@@ -101,4 +120,5 @@ class FilterModule:
     def filters(self):
         return {
             "systemd_sandbox": systemd_sandbox,
+            "systemd_quote": systemd_quote,
         }

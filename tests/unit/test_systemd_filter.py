@@ -104,3 +104,29 @@ def test_user_namespaces_only_add_private_users():
 def test_bad_input_raises(args, kwargs, message):
     with pytest.raises(AnsibleFilterError, match=message):
         systemd.systemd_sandbox(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("word", "written"),
+    [
+        ("manage.py", "manage.py"),
+        ("--since=2026-01-01", "--since=2026-01-01"),
+        ("/srv/demo/current/.venv/bin/python", "/srv/demo/current/.venv/bin/python"),
+        ("Weekly report", '"Weekly report"'),
+        ("100%", '"100%%"'),
+        ("%h", '"%%h"'),
+        ("$HOME", '"$$HOME"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("it's", '"it\'s"'),
+        ("", '""'),
+    ],
+)
+def test_quote_writes_what_systemd_reads_back(word, written):
+    assert systemd.systemd_quote(word) == written
+
+
+@pytest.mark.parametrize("word", ["two\nlines", "tab\there", 5, None, ["a"]])
+def test_quote_refuses_what_a_unit_file_cannot_hold(word):
+    with pytest.raises(AnsibleFilterError, match="systemd_quote"):
+        systemd.systemd_quote(word)
