@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Topology filters: which hosts run which role, and how the stack's hosts reach each other.
 
-Documentation for ansible-doc lives beside this file (role_hosts.yml, private_addresses.yml).
+Documentation for ansible-doc lives beside this file (role_hosts.yml, private_addresses.yml,
+placed_on.yml).
 """
 
 from __future__ import annotations
@@ -56,6 +57,38 @@ def private_addresses(hosts, hostvars, variable="stack_private_address"):
     return result
 
 
+PLACEMENTS = ("one", "all")
+
+
+def placed_on(entries, host, groups, hosts_down=None, allowed_groups=None):
+    """The entries (dicts) that run on `host`, without their placement keys.
+
+    An entry runs on the hosts of its `group` (default "app"): on the first of them that is not
+    down with `hosts: one` (the default: a job that must run once in the fleet), on every one with
+    `hosts: all`.
+    """
+    if isinstance(entries, (str, Mapping)) or not isinstance(entries, (list, tuple)):
+        raise AnsibleFilterError(f"placed_on expects a list of entries, got {entries!r}")
+    down = set(hosts_down or [])
+    placed = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise AnsibleFilterError(f"placed_on: an entry must be a mapping, got {entry!r}")
+        group = entry.get("group", "app")
+        placement = entry.get("hosts", "one")
+        name = entry.get("name", "?")
+        if allowed_groups is not None and group not in allowed_groups:
+            raise AnsibleFilterError(
+                f"placed_on: entry '{name}' has group {group!r}, expected one of {', '.join(allowed_groups)}")
+        if placement not in PLACEMENTS:
+            raise AnsibleFilterError(f"placed_on: entry '{name}' has hosts {placement!r}, expected 'one' or 'all'")
+        members = [member for member in groups.get(group) or [] if member not in down]
+        chosen = members if placement == "all" else members[:1]
+        if host in chosen:
+            placed.append({key: value for key, value in entry.items() if key not in ("group", "hosts")})
+    return placed
+
+
 class FilterModule:
     def filters(self):
-        return {"role_hosts": role_hosts, "private_addresses": private_addresses}
+        return {"role_hosts": role_hosts, "private_addresses": private_addresses, "placed_on": placed_on}

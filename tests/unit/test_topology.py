@@ -69,3 +69,38 @@ def test_private_addresses(hosts, variable, expected):
 def test_private_addresses_refuses(hosts, message):
     with pytest.raises(AnsibleFilterError, match=message):
         topology.private_addresses(hosts, HOSTVARS)
+
+
+PLACE_GROUPS = {"app": ["a1", "a2", "a3"], "worker": ["w1"], "beat": []}
+
+
+@pytest.mark.parametrize(
+    "entries, host, down, expected",
+    [
+        ([{"name": "x", "command": "c"}], "a1", [], [{"name": "x", "command": "c"}]),
+        ([{"name": "x", "command": "c"}], "a2", [], []),  # once in the fleet: the first app host
+        ([{"name": "x", "hosts": "all"}], "a3", [], [{"name": "x"}]),
+        ([{"name": "x", "hosts": "one"}], "a2", ["a1"], [{"name": "x"}]),  # the first that is up
+        ([{"name": "x", "group": "worker"}], "w1", [], [{"name": "x"}]),
+        ([{"name": "x", "group": "worker"}], "a1", [], []),
+        ([{"name": "x", "group": "beat"}], "a1", [], []),  # an empty group runs it nowhere
+        ([{"name": "x"}, {"name": "y", "hosts": "all"}], "a2", [], [{"name": "y"}]),
+        ([], "a1", [], []),
+    ],
+)
+def test_placed_on(entries, host, down, expected):
+    assert topology.placed_on(entries, host, PLACE_GROUPS, down) == expected
+
+
+@pytest.mark.parametrize(
+    "entries, allowed, message",
+    [
+        ("x", None, "expects a list"),
+        (["x"], None, "must be a mapping"),
+        ([{"name": "x", "hosts": "some"}], None, "entry 'x' has hosts 'some'"),
+        ([{"name": "x", "group": "web"}], ["app", "worker", "beat"], "entry 'x' has group 'web'"),
+    ],
+)
+def test_placed_on_refuses(entries, allowed, message):
+    with pytest.raises(AnsibleFilterError, match=message):
+        topology.placed_on(entries, "a1", PLACE_GROUPS, [], allowed)
