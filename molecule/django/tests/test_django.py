@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from helpers.stack import journal
+from helpers.stack import assert_sandboxed, journal, main_pid, playbook, wait_for
 
 MANAGE = "/usr/local/bin/demo-manage"
 HOME = "/srv/demo"
@@ -66,6 +66,16 @@ def on_primary(host, note_id):
                        f".filter(pk={note_id}).values_list('text', flat=True).first())")
 
 
+def stamps(host):
+    """Lines of /var/log/demo/stamps.log as (label, release dir, pid, time)."""
+    found = []
+    for line in host.file("/var/log/demo/stamps.log").content_string.splitlines():
+        match = re.fullmatch(r"(.+) release=(\S+) pid=(\d+) at=([\d.]+)", line)
+        assert match, line
+        found.append((match[1], match[2], int(match[3]), float(match[4])))
+    return found
+
+
 def env_lines(host, path):
     return host.check_output(f"cat {path}").splitlines()
 
@@ -108,12 +118,18 @@ def test_releases_share_one_virtualenv(host):
 def test_code_is_read_only_for_the_app(host):
     touch = host.run(f"runuser -u demo -- touch {HOME}/current/intruder")
     assert touch.rc != 0
-    assert host.file(f"{HOME}/current/static").user == "demo"
+    assert host.file(f"{HOME}/current/collected").user == "demo"
+    # The project's own top-level static/ (its source assets) stays root's.
+    assert host.file(f"{HOME}/current/static").user == "root"
 
 
-def test_check_deploy_passes(host):
-    cmd = manage(host, "check", "--deploy", "--fail-level", "WARNING")
-    assert cmd.rc == 0, cmd.stdout + cmd.stderr
+def test_check_deploy_passes_with_only_the_roles_own_choice_left_out(host):
+    # The demo silences nothing itself: alone, the check warns about one thing, the HSTS preload
+    # the role keeps off, which the role's own run of the check leaves out (the deploys passed).
+    plain = manage(host, "check", "--deploy", "--fail-level", "WARNING")
+    found = set(re.findall(r"\(([a-z0-9_]+\.[CEWI]\d+)\)", plain.stdout + plain.stderr))
+    assert plain.rc != 0 and found == {"security.W021"}, plain.stdout + plain.stderr
+    assert manage(host, "check", "--deploy", "--fail-level", "ERROR").rc == 0
 
 
 def test_migrations_applied(host):
@@ -146,16 +162,21 @@ def test_views_answer(host):
 
 
 def test_static_files_collected(host):
-    collected = f"{HOME}/current/static/admin/css/base.css"
+    # django_static_root: collected (relative: each release has its own).
+    collected = f"{HOME}/current/collected/admin/css/base.css"
     source = host.check_output(
         f"{HOME}/current/.venv/bin/python -c "
         "'import django, os; print(os.path.dirname(django.__file__))'") + "/contrib/admin/static/admin/css/base.css"
     assert host.run(f"cmp {collected} {source}").rc == 0, "collectstatic did not copy admin/css/base.css"
     # ManifestStaticFilesStorage: the manifest names a content-hashed copy (its url()s rewritten).
-    manifest = json.loads(host.file(f"{HOME}/current/static/staticfiles.json").content_string)
+    manifest = json.loads(host.file(f"{HOME}/current/collected/staticfiles.json").content_string)
     hashed = manifest["paths"]["admin/css/base.css"]
     assert re.fullmatch(r"admin/css/base\.[0-9a-f]{12}\.css", hashed), hashed
-    assert host.file(f"{HOME}/current/static/{hashed}").size > 0, hashed
+    assert host.file(f"{HOME}/current/collected/{hashed}").size > 0, hashed
+    # The project's own assets (its top-level static/, in STATICFILES_DIRS) are collected too.
+    site_css = manifest["paths"]["demo/site.css"]
+    assert host.file(f"{HOME}/current/collected/{site_css}").content_string == host.file(
+        f"{HOME}/current/static/demo/site.css").content_string
 
 
 def test_env_file_is_private(host):
@@ -165,7 +186,7 @@ def test_env_file_is_private(host):
     assert host.run("runuser -u demo -- cat /etc/demo/env").rc == 0
     assert host.run("runuser -u nobody -- cat /etc/demo/env").rc != 0
     assert "SECRET_KEY='" in env.content_string
-    assert "STATIC_ROOT='/srv/demo/current/static'" in env.content_string
+    assert "STATIC_ROOT='/srv/demo/current/collected'" in env.content_string
     assert "HEARTBEAT_SECONDS='5'" in env.content_string
     assert f"DATABASE_REPLICA_URLS='{REPLICA_URL}'" in env.content_string.splitlines()
 
@@ -263,3 +284,87 @@ def test_units_restarted_once_per_change(host):
     # archive release each restart once; the idempotence and check runs do not.
     starts = host.file("/var/tmp/demo-probe.starts").content_string.split()
     assert len(starts) == 3, journal(host, "demo-probe.service")
+
+
+def test_the_projects_own_pins_win_over_the_added_packages(host):
+    python = f"{HOME}/current/.venv/bin/python"
+    code = "import importlib.metadata as m; print(m.version('gunicorn'), m.version('six'))"
+    assert host.check_output(f'{python} -c "{code}"') == "27.0.1 1.16.0"
+
+
+def test_environment_entries_added_copied_replaced_and_removed(host):
+    lines = env_lines(host, "/etc/demo/env")
+    assert "HEARTBEAT_SECONDS='5'" in lines
+    # A copy of a role value under the project's own name, next to the original.
+    assert "APP_DATABASE='sqlite:////var/lib/demo/db.sqlite3'" in lines
+    assert "DATABASE_URL='sqlite:////var/lib/demo/db.sqlite3'" in lines
+    # The role's own entry replaced, not doubled; a null removes the entry.
+    origins = [line for line in lines if line.startswith("CSRF_TRUSTED_ORIGINS=")]
+    assert origins == ["CSRF_TRUSTED_ORIGINS='https://demo.example.test,https://partner.example.test'"], origins
+    assert not [line for line in lines if line.startswith("CELERY_BROKER_URL=")], lines
+
+
+def test_release_commands_ran_in_each_release_before_it_went_live(host, archive_release):
+    runs = [s for s in stamps(host) if s[0] == "release-command"]
+    releases = [release for _label, release, _pid, _at in runs]
+    # The git release of converge, then the archive release; none for runs without a new release.
+    assert len(runs) == 2 and releases[-1] == f"{HOME}/releases/{archive_release}", runs
+    switched = float(host.check_output(f"stat -c %Y {HOME}/current"))
+    assert runs[-1][3] <= switched + 1, (runs[-1], switched)
+
+
+def test_long_running_command_runs_the_live_release_sandboxed(host, archive_release):
+    unit = "demo-manage-stamper.service"
+    assert host.service(unit).is_running and host.service(unit).is_enabled, journal(host, unit)
+    text = host.file(f"/etc/systemd/system/{unit}").content_string
+    assert 'stamp "loop 100%%" --every 2' in text, text
+    pid = main_pid(host, unit)
+
+    def stamped():
+        return [s for s in stamps(host) if s[0] == "loop 100%" and s[2] == pid]
+
+    # The argument with a space and a "%" reaches the command as written; it runs the live release.
+    assert wait_for(stamped, timeout=10), journal(host, unit)
+    assert stamped()[-1][1] == f"{HOME}/releases/{archive_release}"
+    process = host.check_output(f"ps -o user= -p {pid}")
+    assert process == "demo", process
+    assert_sandboxed(host, unit, writable=["/var/log/demo"], read_only=["/etc", "/usr", HOME + "/current/"])
+    # Its output reaches the journal as it is written (PYTHONUNBUFFERED), not when it exits.
+    assert wait_for(lambda: "stamped loop 100%" in host.check_output(
+        f"journalctl -u {unit} --no-pager -o cat --since=-30s"), timeout=10), journal(host, unit)
+
+
+def test_timer_ran_and_went_with_its_entry(host):
+    # The timer ran the git release's code every 5 s until side_effect's run dropped it.
+    runs = [s for s in stamps(host) if s[0] == "timer"]
+    assert runs, host.run("journalctl -u demo-manage-stamp.service --no-pager | tail").stdout
+    assert all(release.startswith(f"{HOME}/releases/") for _l, release, _p, _a in runs)
+    for suffix in ("service", "timer"):
+        assert not host.file(f"/etc/systemd/system/demo-manage-stamp.{suffix}").exists
+        state = host.run(f"systemctl is-active demo-manage-stamp.{suffix}").stdout.strip()
+        assert state == "inactive", state
+
+
+def test_a_run_that_stops_after_the_switch_is_finished_by_the_next(host, tmp_path):
+    """The switch happened, a later task failed, the handlers never ran: the units still run the
+    old release. The next run, with nothing left to change on disk, restarts them."""
+    halfway = os.path.join(os.path.dirname(os.path.dirname(__file__)), "halfway.yml")
+    probe_starts = len(host.file("/var/tmp/demo-probe.starts").content_string.split())
+    stamper = main_pid(host, "demo-manage-stamper.service")
+
+    rc, out, _changed = playbook(tmp_path, halfway, {"halfway_fail": True})
+    assert rc != 0 and "a later role failed" in out, out[-3000:]
+    assert host.file(f"{HOME}/current").linked_to == f"{HOME}/releases/halfway"
+    assert host.file(f"{HOME}/releases/.restart-pending").exists
+    assert len(host.file("/var/tmp/demo-probe.starts").content_string.split()) == probe_starts
+    assert main_pid(host, "demo-manage-stamper.service") == stamper
+
+    rc, out, changed = playbook(tmp_path, halfway, {"halfway_fail": False})
+    assert rc == 0, out[-3000:]
+    assert "pending from an earlier run" in out, out[-3000:]
+    assert len(host.file("/var/tmp/demo-probe.starts").content_string.split()) == probe_starts + 1
+    assert main_pid(host, "demo-manage-stamper.service") not in (0, stamper)
+    assert not host.file(f"{HOME}/releases/.restart-pending").exists
+
+    rc, out, changed = playbook(tmp_path, halfway, {"halfway_fail": False})
+    assert rc == 0 and set(changed.values()) == {0}, out[-3000:]

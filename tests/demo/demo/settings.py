@@ -8,6 +8,8 @@ djangoprod.stack django role writes to /etc/<app>/env, and from nothing else:
     SECURE_SSL_REDIRECT SECURE_HSTS_SECONDS SECURE_HSTS_INCLUDE_SUBDOMAINS SECURE_HSTS_PRELOAD
     SECURE_PROXY_SSL_HEADER SESSION_COOKIE_SECURE CSRF_COOKIE_SECURE
     STATIC_ROOT MEDIA_ROOT LOG_DIR HEARTBEAT_SECONDS
+
+Its own static assets are in the top-level static/ (STATICFILES_DIRS).
 """
 import os
 from datetime import timedelta
@@ -150,7 +152,9 @@ USE_TZ = True
 # Static files are collected per release and served by nginx; hashed names let nginx send
 # long cache lifetimes safely.
 STATIC_URL = "/static/"
-STATIC_ROOT = env("STATIC_ROOT", str(BASE_DIR / "static"))
+STATIC_ROOT = env("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+# The project's own source assets, in a top-level static/ (so STATIC_ROOT cannot be there).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = env("MEDIA_ROOT", str(BASE_DIR / "media"))
 STORAGES = {
@@ -176,10 +180,8 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
 X_FRAME_OPTIONS = "DENY"
 
-# Joining the browsers' HSTS preload list is a decision for the domain's owner (it is hard to
-# undo and binds every subdomain), so the role leaves SECURE_HSTS_PRELOAD off by default and
-# `check --deploy` must not warn about that choice.
-SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# No SILENCED_SYSTEM_CHECKS: the django role's deploy check leaves out security.W021 while it keeps
+# SECURE_HSTS_PRELOAD off (django_check_deploy_silenced).
 
 # Celery: the broker doubles as the result backend.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
