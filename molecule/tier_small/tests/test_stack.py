@@ -75,12 +75,23 @@ def test_admin_css_is_served_by_nginx_without_gunicorn(host, site):
     status, headers, body = site.request("GET", path)
     assert status == 200
     assert headers.get("cache-control") == "max-age=2592000", headers  # nginx_static_expires: 30d
-    on_disk = host.file(f"/srv/{APP}/current{path}").content_string
+    # Collected into <release>/staticfiles (stack_static_root's default), served from current.
+    on_disk = host.file(f"/srv/{APP}/current/staticfiles{path.removeprefix('/static')}").content_string
     assert body == on_disk
     line = _access_log_lines(host, f'"GET {path}')[-1]
     assert 'ua="-"' in line, line
     gunicorn_log = host.file(f"/var/log/{APP}/gunicorn-access.log").content_string
     assert path not in gunicorn_log
+
+
+def test_the_projects_own_assets_are_collected_and_served(host, site):
+    # The demo keeps its source assets in a top-level static/, as many projects do: STATIC_ROOT is
+    # elsewhere, and what is collected from static/ is served by nginx under its hashed name.
+    manifest = host.file(f"/srv/{APP}/current/staticfiles/staticfiles.json").content_string
+    hashed = json.loads(manifest)["paths"]["demo/site.css"]
+    status, _unused, body = site.request("GET", f"/static/{hashed}")
+    assert status == 200
+    assert body == host.file(f"/srv/{APP}/current/static/demo/site.css").content_string
 
 
 def test_write_then_read_round_trip(host, site):
