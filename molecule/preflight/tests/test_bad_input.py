@@ -1,5 +1,6 @@
 """Bad input fails before anything on the host changes, with a message naming the variable."""
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -57,6 +58,7 @@ def test_missing_secret_is_named(host, tmp_path, baseline):
     rc, out, changed = _run(tmp_path)
     assert rc != 0
     assert "stack_redis_broker_password must be a string" in out, out[-3000:]
+    assert "it is not set" in out, out[-3000:]
     assert changed and set(changed) == {0}, out[-2000:]
     _assert_untouched(host, baseline)
 
@@ -78,6 +80,7 @@ def test_unusable_secret_is_named_without_echoing_it(host, tmp_path, baseline):
     rc, out, changed = _run(tmp_path, {"stack_redis_broker_password": secret})
     assert rc != 0
     assert "stack_redis_broker_password must be a string" in out, out[-3000:]
+    assert "it is not set" not in out
     assert secret not in out
     assert set(changed) == {0}
     _assert_untouched(host, baseline)
@@ -109,7 +112,9 @@ def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory, b
     _assert_untouched(host, baseline)
 
 
-@pytest.mark.parametrize("extra, message", [
+# Rows of (extra vars, words of the expected message). The rows run at the same time against
+# the one fresh host (tables_run below): every run is read-only, so they cannot disturb each other.
+BAD_INPUT = [
     # No name at all; a name with its scheme; a malformed name, with or without an ACME server.
     ({"stack_domains": []}, "stack_domains is empty"),
     ({"stack_domains": ["https://shop.example.com"]},
@@ -142,17 +147,10 @@ def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory, b
     ({"stack_app_env": {"DB-HOST": "x"}}, "Names in django_env_extra must be shell identifiers: DB-HOST"),
     # An unknown TLS profile, checked against the nginx role's argument spec.
     ({"nginx_tls_profile": "old"}, "nginx_tls_profile must be one of: intermediate, modern, got: old"),
-])
-def test_bad_certificate_and_tls_input_is_named(host, tmp_path, baseline, extra, message):
-    rc, out, changed = _run(tmp_path, {**GOOD_SECRET, **extra})
-    assert rc != 0
-    assert message in " ".join(out.split()), out[-3000:]
-    assert set(changed) == {0}
-    _assert_untouched(host, baseline)
-
+]
 
 # Firewall input that could lock the operator out.
-@pytest.mark.parametrize("extra, message", [
+FIREWALL_LOCKOUT = [
     ({"common_firewall_ssh_ports": []}, "common_firewall_ssh_ports is empty"),
     ({"common_firewall_ssh_ports": [0]}, "common_firewall_ssh_ports: a port must be from 1 to 65535"),
     ({"common_firewall_public_ports": [443, 70000]},
@@ -163,9 +161,43 @@ def test_bad_certificate_and_tls_input_is_named(host, tmp_path, baseline, extra,
      "A port taken twice in common_firewall_ssh_ports and common_firewall_public_ports: 2222"),
     ({"common_firewall_allow_extra": [{"ports": [9100], "sources": ["monitoring.example"]}]},
      "sources must be IPv4 or IPv6 addresses"),
-])
-def test_firewall_lockout_is_refused_before_any_change(host, tmp_path, baseline, extra, message):
-    rc, out, changed = _run(tmp_path, {**GOOD_SECRET, **extra})
+]
+
+
+@pytest.fixture(scope="module")
+def tables_run(host, tmp_path_factory):
+    """Every row of both tables, run concurrently (3 at a time) after one baseline of the host:
+    ({row index: (rc, out, changed)} per table, baseline)."""
+    host.check_output(f"touch {MARK}")
+    packages = host.check_output(PACKAGES)
+    rows = [("bad", i, extra) for i, (extra, _m) in enumerate(BAD_INPUT)]
+    rows += [("firewall", i, extra) for i, (extra, _m) in enumerate(FIREWALL_LOCKOUT)]
+
+    def run(row):
+        table, index, extra = row
+        return (table, index), _run(tmp_path_factory.mktemp(f"{table}{index}"), {**GOOD_SECRET, **extra})
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        results = dict(pool.map(run, rows))
+    return results, packages
+
+
+@pytest.mark.parametrize("index", range(len(BAD_INPUT)), ids=[m for _e, m in BAD_INPUT])
+def test_bad_input_is_named_before_any_change(host, tables_run, index):
+    results, baseline = tables_run
+    message = BAD_INPUT[index][1]
+    rc, out, changed = results[("bad", index)]
+    assert rc != 0
+    assert message in " ".join(out.split()), out[-3000:]
+    assert set(changed) == {0}
+    _assert_untouched(host, baseline)
+
+
+@pytest.mark.parametrize("index", range(len(FIREWALL_LOCKOUT)), ids=[m for _e, m in FIREWALL_LOCKOUT])
+def test_firewall_lockout_is_refused_before_any_change(host, tables_run, index):
+    results, baseline = tables_run
+    message = FIREWALL_LOCKOUT[index][1]
+    rc, out, changed = results[("firewall", index)]
     assert rc != 0
     assert message in out, out[-3000:]
     assert set(changed) == {0}, out[-2000:]
