@@ -79,6 +79,8 @@ GOOD_VARS = """\
 stack_app_name: demo
 stack_domains: [demo.example.test]
 stack_acme_email: ops@demo.example.test
+stack_app_source: git
+stack_app_git_repo: https://git.example.test/demo.git
 stack_django_settings_module: demo.settings
 stack_wsgi_app: demo.wsgi:application
 stack_celery_app: demo
