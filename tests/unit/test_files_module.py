@@ -1,0 +1,131 @@
+"""The djangoprod.stack.files module run as Ansible runs it: a process given its arguments."""
+
+import json
+import os
+import pathlib
+import stat
+import subprocess
+import sys
+
+import pytest
+
+MODULE = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "modules" / "files.py"
+
+
+def run(tmp_path, entries, check=False, diff=False):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "files": entries, "_ansible_check_mode": check, "_ansible_diff": diff}}))
+    proc = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, check=False)
+    return json.loads(proc.stdout)
+
+
+def mode(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def test_writes_each_state_once_then_reports_nothing(tmp_path):
+    base = tmp_path / "t"
+    (base / "gone").mkdir(parents=True)
+    (base / "gone" / "x").write_text("x")
+    entries = [
+        {"path": f"{base}/d/sub", "state": "directory", "mode": "0750"},
+        {"path": f"{base}/d/sub/a.conf", "content": "a = 1\n", "mode": "0640"},
+        {"path": f"{base}/link", "state": "link", "src": f"{base}/d/sub/a.conf"},
+        {"path": f"{base}/gone", "state": "absent"},
+    ]
+    first = run(tmp_path, entries)
+    assert first["changed"] is True, first
+    assert first["changed_paths"] == [e["path"] for e in entries]
+    assert mode(base / "d" / "sub") == 0o750
+    assert (base / "d" / "sub" / "a.conf").read_text() == "a = 1\n"
+    assert mode(base / "d" / "sub" / "a.conf") == 0o640
+    assert os.readlink(base / "link") == f"{base}/d/sub/a.conf"
+    assert not (base / "gone").exists()
+    again = run(tmp_path, entries)
+    assert again["changed"] is False and again["changed_paths"] == [], again
+    assert [f["changed"] for f in again["files"]] == [False] * 4
+
+
+def test_check_mode_reports_and_changes_nothing(tmp_path):
+    target = tmp_path / "f.conf"
+    target.write_text("old\n")
+    entries = [{"path": str(target), "content": "new\n"},
+               {"path": f"{tmp_path}/new/dir", "state": "directory", "owner": "no-such-user"},
+               {"path": f"{tmp_path}/new/dir/file", "content": "x", "owner": "no-such-user"}]
+    result = run(tmp_path, entries, check=True, diff=True)
+    assert result["changed_paths"] == [e["path"] for e in entries], result
+    assert target.read_text() == "old\n"
+    assert not (tmp_path / "new").exists()
+    assert {"before": "old\n", "after": "new\n"}.items() <= result["diff"][0].items()
+
+
+def test_only_a_changed_mode_is_applied(tmp_path):
+    target = tmp_path / "f"
+    target.write_text("same\n")
+    target.chmod(0o600)
+    result = run(tmp_path, [{"path": str(target), "content": "same\n", "mode": "0644"}], diff=True)
+    assert result["changed_paths"] == [str(target)]
+    assert mode(target) == 0o644
+    assert result["diff"][0]["after"] == {"mode": "0644"}
+
+
+def test_a_link_is_written_through(tmp_path):
+    real = tmp_path / "locale.conf"
+    real.write_text("LANG=C\n")
+    (tmp_path / "locale").symlink_to(real)
+    run(tmp_path, [{"path": f"{tmp_path}/locale", "content": "LANG=C.UTF-8\n"}])
+    assert os.path.islink(tmp_path / "locale")
+    assert real.read_text() == "LANG=C.UTF-8\n"
+
+
+def test_rejected_content_leaves_the_old_file(tmp_path):
+    target = tmp_path / "site.conf"
+    target.write_text("good\n")
+    result = run(tmp_path, [{"path": str(target), "content": "bad\n", "validate": "grep -q good %s"}])
+    assert result.get("failed") is True
+    assert "failed validation" in result["msg"] and str(target) in result["msg"]
+    assert target.read_text() == "good\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["args.json", "site.conf"]
+
+
+@pytest.mark.parametrize(("entry", "setup", "message"), [
+    ({"state": "file"}, None, "needs content"),
+    ({"content": "x", "mode": "rw-r--r--"}, None, "is not an octal number"),
+    ({"content": "x", "mode": "99999"}, None, "is not an octal number"),
+    ({"content": "x", "owner": "no-such-user"}, None, "owner 'no-such-user' does not exist"),
+    ({"state": "directory", "group": "no-such-group"}, None, "group 'no-such-group' does not exist"),
+    ({"state": "link"}, None, "needs src"),
+    ({"state": "link", "src": "/etc"}, "file", "is not a link"),
+    ({"state": "directory"}, "file", "is not a directory"),
+    ({"content": "x"}, "dir", "is not a regular file"),
+    ({"content": "x", "validate": "true"}, None, "must contain %s"),
+    ({"content": "x", "template": "t.j2"}, None, "rendered by the action plugin"),
+])
+def test_bad_entries_fail_naming_the_path(tmp_path, entry, setup, message):
+    path = tmp_path / "p"
+    if setup == "file":
+        path.write_text("x")
+    elif setup == "dir":
+        path.mkdir()
+    if entry.get("template"):
+        entry = {**entry, "content": None}
+    result = run(tmp_path, [{"path": str(path), **entry}])
+    assert result.get("failed") is True, result
+    assert message in result["msg"]
+    assert str(path) in result["msg"]
+
+
+def test_relative_path_is_refused(tmp_path):
+    result = run(tmp_path, [{"path": "etc/x", "content": "x"}])
+    assert result.get("failed") is True and "must be absolute" in result["msg"]
+
+
+def test_backup_keeps_the_replaced_file(tmp_path):
+    target = tmp_path / "site.conf"
+    target.write_text("old\n")
+    entry = {"path": str(target), "content": "new\n", "backup": True}
+    result = run(tmp_path, [entry])
+    backup = result["files"][0]["backup_file"]
+    assert pathlib.Path(backup).read_text() == "old\n" and target.read_text() == "new\n"
+    assert "backup_file" not in run(tmp_path, [entry])["files"][0]
