@@ -182,6 +182,16 @@ tool_env() {
 
 # A systemd container shaped like a small VPS, for the demo and the benchmarks.
 # start_stack_container NAME RELEASE [docker run options...]
+# The opt-in fast path: Mitogen's strategy for the ansible-playbook runs of this shell. Mitogen
+# takes over the ssh and docker connections (ansible_connection: docker, not the
+# community.docker.docker name) and keeps one Python interpreter per host for the whole run.
+mitogen_env() {
+  local dir
+  dir=$("$VENV/bin/python" -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))') ||
+    die "mitogen is not installed in $VENV (requirements.txt)"
+  export ANSIBLE_STRATEGY_PLUGINS="$dir/plugins/strategy" ANSIBLE_STRATEGY=mitogen_linear
+}
+
 start_stack_container() {
   local name="$1" release="$2"; shift 2
   docker rm -f "$name" >/dev/null 2>&1 || true
