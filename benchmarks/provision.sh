@@ -41,6 +41,7 @@ YAML
   ansible-playbook -i "$work/$1/inventory" --vault-password-file "$work/$1/vault-password" \
     playbooks/small.yml > "$work/$1.log" 2>&1 || { tail -n 40 "$work/$1.log"; die "converge of $1 failed"; }
 }
+last_recap() { grep -E 'changed=' "$1" | tail -n 1 | sed 's/\x1b\[[0-9;]*m//g'; }
 seconds() { local s; s=$(date +%s.%N); "$@" || die "failed: $*"; echo "$(date +%s.%N) - $s" | bc; }
 apt_install bc
 
@@ -91,7 +92,7 @@ if [ -n "$peers" ]; then
   peer_container bench-peer
   peer_first=$(seconds peer_converge bench-peer)
   peer_rerun=$(seconds peer_converge bench-peer)
-  peer_recap=$(grep -E 'changed=' "$work/bench-peer.log" | tail -n 1)
+  peer_recap=$(last_recap "$work/bench-peer.log")
   peer_tasks=$(grep -cE '^TASK ' "$work/bench-peer.log" || true)
   docker rm -f bench-peer >/dev/null
 fi
@@ -101,7 +102,7 @@ start_stack_container bench-stack "$release"
 first=$(seconds converge bench-stack)
 log "no-change re-run"
 rerun=$(seconds converge bench-stack)
-recap=$(grep -E 'changed=' "$work/bench-stack.log" | tail -n 1)
+recap=$(last_recap "$work/bench-stack.log")
 tasks=$(grep -cE '^TASK ' "$work/bench-stack.log" || true)
 docker rm -f bench-stack >/dev/null
 
@@ -109,7 +110,7 @@ log "the fast path: Mitogen, first converge and no-change re-run on a fresh cont
 start_stack_container bench-mitogen "$release"
 mitogen_first=$( (mitogen_env; seconds converge bench-mitogen docker) ) || exit 1
 mitogen_rerun=$( (mitogen_env; seconds converge bench-mitogen docker) ) || exit 1
-mitogen_recap=$(grep -E 'changed=' "$work/bench-mitogen.log" | tail -n 1)
+mitogen_recap=$(last_recap "$work/bench-mitogen.log")
 docker rm -f bench-mitogen >/dev/null
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
