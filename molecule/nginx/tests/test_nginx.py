@@ -184,7 +184,7 @@ conn = http.client.HTTPSConnection("{address}", 443, context=ctx, timeout=10)
 codes = collections.Counter()
 began = time.monotonic()
 for _ in range(120):
-    conn.request("GET", "{path}", headers={{"Host": "{name}"}})
+    conn.request("GET", "{path}", headers={{"Host": "{name}", **{headers}}})
     response = conn.getresponse()
     response.read()
     codes[response.status] += 1
@@ -194,9 +194,9 @@ print(json.dumps({{"codes": codes, "seconds": time.monotonic() - began}}))
 RATE, BURST = 20, 40
 
 
-def rate_probe(host, address, path):
+def rate_probe(host, address, path, headers=None):
     """120 requests on one keep-alive connection: ({status: count}, seconds they took)."""
-    out = python(host, RATE_PROBE.format(address=address, path=path, name=NAME)).stdout
+    out = python(host, RATE_PROBE.format(address=address, path=path, name=NAME, headers=repr(headers or {}))).stdout
     result = json.loads(out)
     return {int(code): count for code, count in result["codes"].items()}, result["seconds"]
 
@@ -221,6 +221,27 @@ def test_health_location_is_not_rate_limited(host):
 def test_allowlisted_clients_are_not_rate_limited(host):
     codes, _unused = rate_probe(host, "127.0.0.1", "/allowed/")
     assert codes == {200: 120}, codes
+
+
+# converge.yml trusts loopback as a proxy (nginx_real_ip_from): what it names in X-Forwarded-For
+# is the client, for the rate limit as for the logs; what anyone else names is ignored.
+def test_trusted_proxy_names_the_client_for_rate_limit_and_log(host):
+    marker = f"/real-ip-{uuid.uuid4().hex}/"
+    codes, _unused = rate_probe(host, "127.0.0.1", marker, {"X-Forwarded-For": "198.51.100.7, 203.0.113.7"})
+    # Loopback itself is allowlisted; the client it names is not, so the limit applies to it.
+    assert set(codes) == {200, 429}, codes
+    line = log_line(host, marker).splitlines()[0]
+    assert line.startswith("203.0.113.7 "), line
+
+
+def test_untrusted_address_cannot_name_the_client(host):
+    address = container_address(host)
+    marker = f"/forged-{uuid.uuid4().hex}"
+    status, _unused, _body = request(host, f"https://{NAME}{marker}",
+                                     f"-H 'X-Forwarded-For: 203.0.113.9' --connect-to {NAME}:443:{address}:443")
+    assert status == 200
+    line = log_line(host, marker).splitlines()[0]
+    assert line.startswith(f"{address} "), line
 
 
 def test_certificate_names_the_server(host):
