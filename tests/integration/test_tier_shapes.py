@@ -1,11 +1,13 @@
 """Each tier's playbook refuses an inventory of the wrong shape before any host changes, and names
 every group that does not fit. No host is contacted: the shape play only reads the inventory."""
 
+import json
 import os
 import pathlib
 import subprocess
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GROUPS = ("web", "app", "worker", "beat", "postgres_primary", "postgres_replica", "redis")
@@ -32,7 +34,7 @@ def run(args, cwd=ROOT):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def shape_only(tmp_path, tier, hosts):
+def shape_only(tmp_path, tier, hosts, *args):
     """The tier's shape check alone (the same task file and shapes the tier playbooks import)."""
     play = tmp_path / "shape.yml"
     play.write_text(
@@ -40,7 +42,7 @@ def shape_only(tmp_path, tier, hosts):
         f"  vars_files: [{ROOT}/playbooks/vars/tiers.yml]\n"
         f"  vars: {{__stack_tier: {tier}}}\n"
         f"  tasks:\n    - ansible.builtin.import_tasks: {ROOT}/playbooks/tasks/tier_shape.yml\n")
-    return run(["-i", str(hosts), str(play)])
+    return run(["-i", str(hosts), str(play), *args])
 
 
 SMALL = {"web": 1, "app": 1, "worker": 1, "beat": 1, "postgres_primary": 1, "redis": 1}
@@ -89,3 +91,22 @@ def test_tier_playbook_refuses_wrong_shape_naming_every_group(tmp_path, tier, co
         assert misfit in flat, out[-3000:]
     # Nothing ran after the shape play: no preflight, no role.
     assert "TASK [Preflight" not in out and "djangoprod.stack." not in out.split("PLAY RECAP")[0]
+
+
+
+@pytest.mark.parametrize("tier", ["small", "medium", "large"])
+def test_example_inventory_has_its_tier_shape_and_vaulted_secrets(tmp_path, tier):
+    example = ROOT / "inventories" / tier
+    password = tmp_path / "vault-password"
+    password.write_text("example-vault-password-change-me\n")
+    rc, out = shape_only(tmp_path, tier, example, "--vault-password-file", str(password))
+    assert rc == 0, out[-3000:]
+    first = next(iter(yaml.safe_load((example / "hosts.yml").read_text())["all"]["hosts"]))
+    proc = subprocess.run(["ansible-inventory", "-i", str(example), "--vault-password-file", str(password),
+                           "--host", first], capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    host_vars = json.loads(proc.stdout)
+    for name in ("secret_key", "db_password", "redis_cache_password", "redis_broker_password"):
+        assert len(host_vars[f"vault_stack_{name}"]) >= 24, name
+        assert host_vars[f"stack_{name}"] == f"{{{{ vault_stack_{name} }}}}", name
+    assert (example / "group_vars" / "all" / "vault.yml").read_text().startswith("$ANSIBLE_VAULT;")
