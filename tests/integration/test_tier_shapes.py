@@ -93,7 +93,6 @@ def test_tier_playbook_refuses_wrong_shape_naming_every_group(tmp_path, tier, co
     assert "TASK [Preflight" not in out and "djangoprod.stack." not in out.split("PLAY RECAP")[0]
 
 
-
 @pytest.mark.parametrize("tier", ["small", "medium", "large"])
 def test_example_inventory_has_its_tier_shape_and_vaulted_secrets(tmp_path, tier):
     example = ROOT / "inventories" / tier

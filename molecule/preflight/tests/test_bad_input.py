@@ -147,11 +147,11 @@ BAD_INPUT = [
     ({"stack_app_env": {"DB-HOST": "x"}}, "Names in django_env_extra must be shell identifiers: DB-HOST"),
     # Load balancers in front: addresses or networks only; the nginx role's own lists too.
     ({"stack_trusted_proxies": ["10.0.0.0/8", "lb.example.test"]},
-     'stack_trusted_proxies: entries must be IPv4 or IPv6 addresses or networks without host bits '
-     '(10.0.0.5, 10.0.0.0/24, fd00::/64), got "lb.example.test"'),
+     ('stack_trusted_proxies: entries must be IPv4 or IPv6 addresses or networks without host bits '
+      '(10.0.0.5, 10.0.0.0/24, fd00::/64), got "lb.example.test"')),
     ({"nginx_rate_limit_allowlist": ["127.0.0.1", "10.1.2.3/16"]},
-     'nginx_rate_limit_allowlist: entries must be IPv4 or IPv6 addresses or networks without host '
-     'bits (10.0.0.5, 10.0.0.0/24, fd00::/64), got "10.1.2.3/16"'),
+     ('nginx_rate_limit_allowlist: entries must be IPv4 or IPv6 addresses or networks without host '
+      'bits (10.0.0.5, 10.0.0.0/24, fd00::/64), got "10.1.2.3/16"')),
     ({"nginx_real_ip_header": "X-Forwarded-For; proxy_pass x"},
      "nginx_real_ip_header: a header name such as X-Forwarded-For or X-Real-IP, or proxy_protocol"),
     # An unknown TLS profile, checked against the nginx role's argument spec.
