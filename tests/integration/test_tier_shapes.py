@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-GROUPS = ("web", "app", "worker", "beat", "postgres_primary", "postgres_replica", "redis")
+GROUPS = ("web", "app", "worker", "beat", "postgres_primary", "postgres_replica", "redis", "redis_sentinel")
 
 
 def inventory(tmp_path, **counts):
@@ -46,7 +46,8 @@ def shape_only(tmp_path, tier, hosts, *args):
 
 
 SMALL = {"web": 1, "app": 1, "worker": 1, "beat": 1, "postgres_primary": 1, "redis": 1}
-MEDIUM = {"web": 2, "app": 2, "worker": 2, "beat": 1, "postgres_primary": 1, "postgres_replica": 1, "redis": 2}
+MEDIUM = {"web": 2, "app": 2, "worker": 2, "beat": 1, "postgres_primary": 1, "postgres_replica": 1, "redis": 2,
+          "redis_sentinel": 1}
 LARGE = {"web": 4, "app": 4, "worker": 4, "beat": 1, "postgres_primary": 1, "postgres_replica": 2, "redis": 3}
 
 
@@ -81,6 +82,11 @@ def test_fitting_inventory_passes(tmp_path, tier, counts):
       "group 'redis' has 2 hosts (redis1, redis2), it needs at least 3",
       "group 'beat' has 0 hosts, it needs exactly 1"]),
     ("large", MEDIUM, ["group 'web' has 2 hosts (web1, web2), it needs at least 4"]),
+    # Two Redis hosts and no third Sentinel: no majority would remain to fail over.
+    ("medium", {**MEDIUM, "redis_sentinel": 0},
+     ["groups 'redis' and 'redis_sentinel' together have 2 hosts (redis1, redis2), they need at least 3"]),
+    ("small", {**SMALL, "redis_sentinel": 1},
+     ["group 'redis_sentinel' has 1 host (redis_sentinel1), it needs no host"]),
 ])
 def test_tier_playbook_refuses_wrong_shape_naming_every_group(tmp_path, tier, counts, misfits):
     rc, out = run(["-i", str(inventory(tmp_path, **counts)), f"playbooks/{tier}.yml"])
@@ -105,7 +111,11 @@ def test_example_inventory_has_its_tier_shape_and_vaulted_secrets(tmp_path, tier
                            "--host", first], capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     host_vars = json.loads(proc.stdout)
-    for name in ("secret_key", "db_password", "redis_cache_password", "redis_broker_password"):
+    names = ["secret_key", "db_password", "redis_cache_password", "redis_broker_password"]
+    if tier != "small":
+        # Streaming replicas and Redis replicas with Sentinels.
+        names += ["db_replication_password", "redis_replication_password", "redis_sentinel_password"]
+    for name in names:
         assert len(host_vars[f"vault_stack_{name}"]) >= 24, name
         assert host_vars[f"stack_{name}"] == f"{{{{ vault_stack_{name} }}}}", name
     assert (example / "group_vars" / "all" / "vault.yml").read_text().startswith("$ANSIBLE_VAULT;")

@@ -11,7 +11,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ROLE_MAP = yaml.safe_load((ROOT / "playbooks/group_vars/all/roles.yml").read_text())["__stack_role_map"]
 ROLES = sorted(p.name for p in (ROOT / "roles").iterdir() if (p / "tasks").is_dir())
-GROUPS = {"all", "web", "app", "worker", "beat", "postgres_primary", "postgres_replica", "redis"}
+GROUPS = {"all", "web", "app", "worker", "beat", "postgres_primary", "postgres_replica", "redis",
+          "redis_sentinel"}
 
 
 def _site_roles():

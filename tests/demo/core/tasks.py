@@ -11,3 +11,9 @@ def add(x, y):
 @shared_task
 def record_heartbeat():
     return Heartbeat.objects.create().pk
+
+
+@shared_task(bind=True)
+def where(self, tag=""):
+    """The node name of the worker that ran it (celery@<host>), and the tag it was sent with."""
+    return {"worker": self.request.hostname, "tag": tag}

@@ -66,7 +66,9 @@ def _broker_ok():
     if not settings.CELERY_BROKER_URL:
         return False
     try:
-        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+        # With Sentinels the transport options name the primary (master_name).
+        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2, transport_options=options) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=2)
         return True
     except Exception:  # noqa: BLE001

@@ -4,6 +4,7 @@ Twelve-factor: everything that differs between hosts comes from the environment 
 djangoprod.stack django role writes to /etc/<app>/env, and from nothing else:
 
     SECRET_KEY DATABASE_URL DATABASE_REPLICA_URLS CACHE_URL CELERY_BROKER_URL
+    REDIS_SENTINELS REDIS_SENTINEL_PASSWORD CACHE_MASTER_NAME CELERY_BROKER_MASTER_NAME
     ALLOWED_HOSTS CSRF_TRUSTED_ORIGINS
     SECURE_SSL_REDIRECT SECURE_HSTS_SECONDS SECURE_HSTS_INCLUDE_SUBDOMAINS SECURE_HSTS_PRELOAD
     SECURE_PROXY_SSL_HEADER SESSION_COOKIE_SECURE CSRF_COOKIE_SECURE
@@ -80,12 +81,40 @@ def database_from_url(url, name="DATABASE_URL"):
     raise ImproperlyConfigured(f"{name}: unsupported scheme {parts.scheme!r}")
 
 
-def cache_from_url(url):
+def sentinels_from_env():
+    """REDIS_SENTINELS ("address:port,address:port,...") as (address, port) pairs."""
+    pairs = []
+    for item in env_list("REDIS_SENTINELS"):
+        address, _sep, port = item.rpartition(":")
+        if not address or not port.isdigit():
+            raise ImproperlyConfigured(f"REDIS_SENTINELS: {item!r} is not address:port")
+        pairs.append((address.strip("[]"), int(port)))
+    return pairs
+
+
+def cache_from_url(url, sentinels):
     if not url:
         return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
         raise ImproperlyConfigured("CACHE_URL must be a redis:// or rediss:// URL")
-    return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if not sentinels:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    # Behind Sentinels: django-redis's SentinelClient asks them where the primary named in the
+    # URL (CACHE_MASTER_NAME) is, writes there, reads from the replicas, and follows a failover.
+    # Django's own RedisCache with a list of servers would not: it writes to the first one.
+    master = env_required("CACHE_MASTER_NAME")
+    if urlsplit(url).hostname != master:
+        raise ImproperlyConfigured("With REDIS_SENTINELS, the host of CACHE_URL is CACHE_MASTER_NAME")
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": url,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+            "SENTINELS": sentinels,
+            "SENTINEL_KWARGS": {"password": env_required("REDIS_SENTINEL_PASSWORD")},
+        },
+    }
 
 
 SECRET_KEY = env_required("SECRET_KEY")
@@ -142,7 +171,8 @@ for number, url in enumerate(env_list("DATABASE_REPLICA_URLS"), start=1):
     }
 DATABASE_ROUTERS = ["demo.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-CACHES = {"default": cache_from_url(env("CACHE_URL"))}
+REDIS_SENTINELS = sentinels_from_env()
+CACHES = {"default": cache_from_url(env("CACHE_URL"), REDIS_SENTINELS)}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -186,6 +216,18 @@ X_FRAME_OPTIONS = "DENY"
 # Celery: the broker doubles as the result backend.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 CELERY_RESULT_BACKEND = CELERY_BROKER_URL or None
+if REDIS_SENTINELS and CELERY_BROKER_URL:
+    # sentinel://user:password@sentinel:26379/0;sentinel://...: the broker and the results go to
+    # the primary the Sentinels name, and follow a failover. A task is redelivered when a worker
+    # has not acknowledged it within visibility_timeout: keep it above the longest ETA or
+    # countdown the project uses.
+    _sentinel_options = {
+        "master_name": env_required("CELERY_BROKER_MASTER_NAME"),
+        "sentinel_kwargs": {"password": env_required("REDIS_SENTINEL_PASSWORD")},
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = _sentinel_options
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = _sentinel_options
 CELERY_RESULT_EXPIRES = timedelta(hours=1)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_TRACK_STARTED = True
