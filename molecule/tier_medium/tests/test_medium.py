@@ -153,9 +153,9 @@ def test_the_broker_fails_over_and_no_queued_task_is_lost(hosts, addresses):
         try:
             done = results(app, queued + after, timeout=90)
         except AssertionError as failure:
-            raise AssertionError("\n".join([str(failure)] + [journal(hosts[name], "demo-celery-worker.service",
-                                                                        logs=["/var/log/demo/celery-worker.log"])
-                                                             for name in WORKERS])) from None
+            logs = [journal(hosts[name], "demo-celery-worker.service", logs=["/var/log/demo/celery-worker.log"])
+                    for name in WORKERS]
+            raise AssertionError("\n".join([str(failure), *logs])) from None
         assert [r["tag"] for r in done] == ["queued-before-the-loss"] * 5 + ["sent-after-the-failover"] * 5
         # The app's cache follows the promoted primary too: the running app processes find it
         # once their connections to the frozen host time out.
