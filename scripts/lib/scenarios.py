@@ -12,6 +12,7 @@ names). Each job's output goes to a log file, printed whole when the job fails.
 import argparse
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import threading
@@ -23,6 +24,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 MOLECULE = ROOT / "molecule"
 BASE = ROOT / ".config" / "molecule" / "config.yml"
 LOGS = ROOT / ".cache" / "test-logs"
+# Molecule's log line at the end of each action ("INFO [name > action] Executed: ...", or with
+# colours "INFO name ➜ action: Executed: ..."), not its summary's copy at the end of the run.
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ACTION_DONE = re.compile(r"^INFO\s+\[?\S+ (?:>|➜) (\w+)\]?:? Executed: ")
 
 
 def _releases(path):
@@ -69,13 +74,34 @@ def _weight(job, history):
     return 200 * _platforms(name) + (400 if name.startswith("tier_") else 0)
 
 
+def _molecule_test(name, env, log, start):
+    """`molecule test -s name` with its output in `log`; (rc, [[action, seconds], ...])."""
+    actions, mark = [], start
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(["molecule", "test", "-s", name], cwd=ROOT, env=env, text=True,
+                                errors="replace", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for line in proc.stdout:
+            out.write(line)
+            done = ACTION_DONE.search(ANSI.sub("", line))
+            if done:
+                now = time.monotonic()
+                actions.append([done.group(1), round(now - mark)])
+                mark = now
+        rc = proc.wait()
+    return rc, actions
+
+
+def _spent(actions):
+    return ", ".join(f"{action} {seconds}" for action, seconds in actions) or "no action finished"
+
+
 def run(selected, workers):
     LOGS.mkdir(parents=True, exist_ok=True)
     history_file = LOGS / "durations.yml"
     history = yaml.safe_load(history_file.read_text()) if history_file.exists() else {}
     history = history or {}
     pending = sorted(selected, key=lambda j: -_weight(j, history))
-    running, results = set(), []
+    running, results, phases = set(), [], {}
     lock = threading.Condition()
     total = len(pending)
 
@@ -101,17 +127,17 @@ def run(selected, workers):
                    "MOLECULE_EPHEMERAL_DIRECTORY": str(ROOT / ".cache" / "molecule" / label)}
             print(f"==> start  molecule test -s {name} (Debian {rel})", flush=True)
             start = time.monotonic()
-            with open(log, "w", encoding="utf-8") as out:
-                rc = subprocess.call(["molecule", "test", "-s", name], cwd=ROOT, env=env,
-                                     stdout=out, stderr=subprocess.STDOUT)
+            rc, actions = _molecule_test(name, env, log, start)
             took = round(time.monotonic() - start)
             with lock:
                 running.discard(job)
                 results.append((label, took, rc))
                 history[label] = took
+                phases[label] = actions
                 state = "PASS" if rc == 0 else "FAIL"
                 print(f"==> {state}   molecule test -s {name} (Debian {rel}) in {took}s "
-                      f"[{len(results)}/{total}] log: {log.relative_to(ROOT)}", flush=True)
+                      f"({_spent(actions)}) [{len(results)}/{total}] log: {log.relative_to(ROOT)}",
+                      flush=True)
                 if rc != 0:
                     sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
                     print(f"==> end of log {label}", flush=True)
@@ -123,8 +149,9 @@ def run(selected, workers):
     for thread in threads:
         thread.join()
     history_file.write_text(yaml.safe_dump(history))
+    (LOGS / "actions.yml").write_text(yaml.safe_dump(phases, sort_keys=True))
     for label, took, rc in sorted(results):
-        print(f"{'PASS' if rc == 0 else 'FAIL'}  molecule {label} ({took}s)")
+        print(f"{'PASS' if rc == 0 else 'FAIL'}  molecule {label} ({took}s: {_spent(phases[label])})")
     return sum(1 for result in results if result[2] != 0), len(results)
 
 
