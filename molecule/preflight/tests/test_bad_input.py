@@ -12,6 +12,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 PLAYBOOK = ROOT / "playbooks" / "small.yml"
 GOOD_SECRET = {"stack_redis_broker_password": "test-only-broker-password"}
+# inventories/small's vault holds it; the vault password is in the README.
+EXAMPLE_DB_PASSWORD = "ptNSerbDzm4Qw3ZTIsRWL4NsK3d2Jwvv"
 
 
 def _run(tmp_path, extra=None, inventory=None, playbook=PLAYBOOK):
@@ -173,8 +175,32 @@ FIREWALL_LOCKOUT = [
 ]
 
 
-# Both tables, one row a test.
-ROWS = BAD_INPUT + FIREWALL_LOCKOUT
+# The rules beside the specs: the stack's (playbooks/vars/stack_rules.yml) name the variable you
+# set; each role's (roles/<role>/meta/input_rules.yml) the role variable. Ranges, sizes and times
+# as each daemon spells them, relations, and secrets the world knows.
+RULES = [
+    ({"stack_app_name": "my app"}, "stack_app_name must be a name of lower-case letters, digits"),
+    ({"stack_app_port": 70000}, "stack_app_port must be a port from 1 to 65535, got 70000"),
+    ({"stack_secret_key": "django-insecure-" + "k3y" * 20},
+     "stack_secret_key must be at least 50 characters with at least 5 different ones, not a 'django-insecure-'"),
+    ({"stack_secret_key": "changeme"}, "stack_secret_key is a placeholder, not a secret"),
+    ({"stack_db_password": EXAMPLE_DB_PASSWORD}, "stack_db_password is a value the world knows"),
+    ({"stack_redis_cache_password": "test-only-db-password"},
+     "stack_db_password and stack_redis_cache_password must differ, both are the same (values not shown)"),
+    ({"gunicorn_workers": 0}, "gunicorn_workers must be from 1 to 256, got 0"),
+    ({"postgresql_port": 70000}, "postgresql_port must be a port from 1 to 65535, got 70000"),
+    ({"postgresql_shared_buffers": "1 GB"}, "postgresql_shared_buffers must be a size as PostgreSQL spells it"),
+    ({"redis_cache_maxmemory": "2 GB"}, 'redis_cache_maxmemory must be a size as Redis spells it, without a space'),
+    ({"nginx_client_max_body_size": "25 MB"}, "nginx_client_max_body_size must be a size as nginx spells it"),
+    ({"nginx_rate_limit_rate": "20/s"}, "nginx_rate_limit_rate must be a rate as nginx spells it: 10r/s or 600r/m"),
+    ({"celery_soft_time_limit": 600}, "celery_soft_time_limit must be at most celery_time_limit (300), got 600"),
+    ({"common_locale": "en_US.ISO-8859-1"}, "common_locale must be a UTF-8 locale"),
+    ({"logrotate_policies": [{"name": "demo app", "paths": ["/var/log/demo/*.log"]}]},
+     "logrotate_policies[0].name must be a file name"),
+]
+
+# All tables, one row a test.
+ROWS = BAD_INPUT + FIREWALL_LOCKOUT + RULES
 
 
 @pytest.fixture(scope="module")
@@ -200,4 +226,5 @@ def test_bad_input_is_named_before_any_change(host, tables_run, index):
     assert rc != 0
     assert ROWS[index][1] in " ".join(out.split()), out[-3000:]
     assert set(changed) == {0}, out[-2000:]
+    assert EXAMPLE_DB_PASSWORD not in out
     _assert_untouched(host, baseline)

@@ -1,0 +1,199 @@
+# Copyright: djangoprod.stack contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""input_errors: check a role's input against the rules its argument spec cannot express
+(ranges, formats as each daemon spells them, relations between values).
+
+Each role keeps its rules in meta/input_rules.yml, beside meta/argument_specs.yml; its
+tasks/checks.yml applies them, and the stack's preflight runs those checks on every host before
+any host changes. Documentation for ansible-doc lives beside this file (input_errors.yml).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+
+from ansible.errors import AnsibleFilterError
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# format: (regular expression, what is expected). Sizes and times as each daemon reads them.
+FORMATS = {
+    "name": (r"^[a-z][a-z0-9_-]{0,31}$",
+             ("a name of lower-case letters, digits, '-' and '_' that starts with a letter, at most 32 "
+             "characters (it names a system user, units and directories)")),
+    "identifier": (r"^[A-Za-z_][A-Za-z0-9_]*$", "a name of letters, digits and '_'"),
+    "python_path": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+                    "a dotted Python path such as myproject.settings"),
+    "wsgi_app": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$",
+                 "a module and its application such as myproject.wsgi:application"),
+    "absolute_path": (r"^/[^\s'\"\\;]*$", "an absolute path without spaces or quotes"),
+    "url_path": (r"^/[A-Za-z0-9._~/-]*/$", "a URL path that starts and ends with '/', such as /static/"),
+    "mode": (r"^0?[0-7]{3}$", "an octal mode such as 0660"),
+    "redis_size": (r"(?i)^[0-9]+(b|k|kb|m|mb|g|gb)?$",
+                   "a size as Redis spells it, without a space: 268435456, 256mb or 2gb"),
+    "nginx_size": (r"^[0-9]+[kKmMgG]?$", "a size as nginx spells it, without a space: 512k, 10m or 1g"),
+    "nginx_time": (r"^([0-9]+(ms|s|m|h|d|w|M|y)? ?)+$", "a time as nginx spells it: 500ms, 60s, 5m or 1h"),
+    "nginx_rate": (r"^[0-9]+r/[sm]$", "a rate as nginx spells it: 10r/s or 600r/m"),
+    "pg_size": (r"^[0-9]+(B|kB|MB|GB|TB)?$",
+                "a size as PostgreSQL spells it, with its case-sensitive units: 8MB, 128MB or 4GB"),
+    "pg_time": (r"^[0-9]+(us|ms|s|min|h|d)?$", "a time as PostgreSQL spells it: 500ms, 30s, 5min or 1h"),
+    "journald_size": (r"^[0-9]+[KMGTPE]?$", "a size as journald spells it: 500M or 2G"),
+    "systemd_time": (r"^([0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|w)? ?)+$",
+                     "a time span as systemd spells it: 30s, 5min or 1h"),
+    "host": (rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$", "a host name or an IP address"),
+    "url": (r"^[a-z][a-z0-9+.-]*://\S+$", "a URL such as https://acme.example.com/directory"),
+    # Django's deploy check (security.W009) rejects a key shorter than 50 characters, with fewer
+    # than 5 different characters, or made by startproject for development.
+    "django_secret_key": (lambda text: len(text) >= 50 and len(set(text)) >= 5
+                          and not text.startswith("django-insecure-"),
+                          ("at least 50 characters with at least 5 different ones, not a "
+                          "'django-insecure-' development key (Django's deploy check refuses those)")),
+}
+# Secrets that are placeholders rather than secrets.
+PLACEHOLDER = re.compile(r"(?i)^(change[-_ ]?(me|it|this)\b.*|(my|the|your)?[-_ ]?(password|passwd|secret|"
+                         r"secret[-_ ]?key|key|token)s?[0-9]*|admin|root|test|demo|example|default|"
+                         r"todo|fixme|x+|\*+|0+|1234.*|qwerty.*|letmein|s3cr3t|p[a@]ssw[o0]rd.*)$")
+_KEYS = {"min", "max", "port", "format", "match", "expect", "each", "nonempty", "differ", "at_most",
+         "secret", "unique", "fields"}
+
+
+def _number(value):
+    """The value as an int or float, or None when it is not a number (booleans are not)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                continue
+    return None
+
+
+def _shown(value, secret):
+    return "(value not shown)" if secret else f"got {_json(value)}"
+
+
+def _json(value):
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value) if not isinstance(value, (list, dict)) else str(value)
+
+
+def _is_address(value):
+    try:
+        ipaddress.ip_address(str(value).strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _value_errors(label, value, rule, secret):
+    """What is wrong with one value under one rule (relations aside): a list of messages."""
+    errors = []
+    if rule.get("nonempty") and (value is None or (hasattr(value, "__len__") and len(value) == 0)):
+        return [f"{label} must not be empty"]
+    if value is None or value == "":  # not set: the role's own defaults and asserts decide
+        return errors
+    low, high = rule.get("min"), rule.get("max")
+    if rule.get("port"):
+        low, high = max(low or 1, 1), min(high or 65535, 65535)
+    if low is not None or high is not None:
+        number = _number(value)
+        if number is None:
+            errors.append(f"{label} must be a number, {_shown(value, secret)}")
+        elif (low is not None and number < low) or (high is not None and number > high):
+            if rule.get("port"):
+                wanted = "a port from 1 to 65535" if (low, high) == (1, 65535) else f"a port from {low} to {high}"
+            elif high is None:
+                wanted = f"at least {low}"
+            elif low is None:
+                wanted = f"at most {high}"
+            else:
+                wanted = f"from {low} to {high}"
+            errors.append(f"{label} must be {wanted}, {_shown(value, secret)}")
+    patterns = []
+    if rule.get("format"):
+        name = rule["format"]
+        if name not in FORMATS:
+            raise AnsibleFilterError(f"input_errors: {label}: unknown format {name!r} (known: {', '.join(FORMATS)})")
+        patterns.append(FORMATS[name])
+    if rule.get("match"):
+        patterns.append((rule["match"], rule.get("expect") or f"a value matching {rule['match']}"))
+    for pattern, expected in patterns:
+        text = value if isinstance(value, str) else None
+        test = pattern if callable(pattern) else (lambda string, regex=pattern: re.search(regex, string) is not None)
+        good = text is not None and test(text)
+        if rule.get("format") == "host" and text is not None and _is_address(text):
+            good = True
+        if not good:
+            errors.append(f"{label} must be {expected}, {_shown(value, secret)}")
+    if rule.get("unique") and isinstance(value, list):
+        seen, twice = set(), []
+        for item in value:
+            key = _json(item)
+            if key in seen and item not in twice:
+                twice.append(item)
+            seen.add(key)
+        if twice:
+            errors.append(f"{label} lists {', '.join(_json(item) for item in twice)} more than once")
+    if rule.get("fields"):
+        if not isinstance(value, dict):
+            errors.append(f"{label} must be a mapping, {_shown(value, secret)}")
+        else:
+            for field, field_rule in rule["fields"].items():
+                errors += _value_errors(f"{label}.{field}", value.get(field), field_rule, secret)
+    if rule.get("each"):
+        if not isinstance(value, list):
+            errors.append(f"{label} must be a list, {_shown(value, secret)}")
+        else:
+            for index, item in enumerate(value):
+                errors += _value_errors(f"{label}[{index}]", item, rule["each"], secret)
+    return errors
+
+
+def input_errors(rules, values, known=None):
+    """The messages for every value in `values` ({name: value}) that breaks its rule in `rules`
+    ({name: rule}); [] when all is well. A name missing from `values` (or None) is skipped unless
+    its rule says nonempty. A value under a `secret` rule is never shown, and is refused when it
+    is a placeholder or its SHA-256 is in `known` (secrets the world knows)."""
+    known = set(known or [])
+    if not isinstance(rules, dict) or not isinstance(values, dict):
+        raise AnsibleFilterError("input_errors expects a dict of rules and a dict of values")
+    errors = []
+    for name, rule in rules.items():
+        if not isinstance(rule, dict) or not set(rule) <= _KEYS:
+            unknown = sorted(set(rule) - _KEYS) if isinstance(rule, dict) else rule
+            raise AnsibleFilterError(f"input_errors: the rule of {name} has unknown keys: {unknown}")
+        secret = bool(rule.get("secret"))
+        value = values.get(name)
+        errors += _value_errors(name, value, rule, secret)
+        if value is None or value == "":
+            continue
+        if secret and isinstance(value, str) and value:
+            if hashlib.sha256(value.encode("utf-8")).hexdigest() in known:
+                errors.append(f"{name} is a value the world knows (from the example inventories, whose "
+                              "vault password is public): make a new one, e.g. with "
+                              "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+            elif PLACEHOLDER.match(value.strip()):
+                errors.append(f"{name} is a placeholder, not a secret: make a new one, e.g. with "
+                              "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+        for other in rule.get("differ") or []:
+            if values.get(other) not in (None, "") and _json(values[other]) == _json(value):
+                errors.append(f"{name} and {other} must differ, both are "
+                              + ("the same (values not shown)" if secret else _json(value)))
+        ceiling = rule.get("at_most")
+        if ceiling and values.get(ceiling) is not None:
+            mine, theirs = _number(value), _number(values[ceiling])
+            if mine is not None and theirs is not None and mine > theirs:
+                errors.append(f"{name} must be at most {ceiling} ({_json(values[ceiling])}), got {_json(value)}")
+    return errors
+
+
+class FilterModule:
+    def filters(self):
+        return {"input_errors": input_errors}

@@ -1,0 +1,233 @@
+"""The roles' input rules (meta/input_rules.yml, applied by the input_errors filter): one bad value
+a row, each refused with a message that names the variable and says what is expected; every
+rule file well formed, its relations naming variables it has rules for, and every literal default
+of the role passing its rule."""
+
+import pathlib
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from input_rules import FORMATS, input_errors
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROLES = sorted(path.parent.parent.name for path in ROOT.glob("roles/*/meta/argument_specs.yml"))
+
+
+def _rules(role):
+    return yaml.safe_load((ROOT / "roles" / role / "meta" / "input_rules.yml").read_text(encoding="utf-8"))
+
+
+def _spec(role):
+    path = ROOT / "roles" / role / "meta" / "argument_specs.yml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["argument_specs"]["main"]["options"]
+
+
+def _defaults(role):
+    return yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text(encoding="utf-8")) or {}
+
+
+# role, {variable: bad value}, words the message must hold
+BAD = [
+    ("gunicorn", {"gunicorn_workers": 0}, "gunicorn_workers must be from 1 to 256, got 0"),
+    ("gunicorn", {"gunicorn_workers": "many"}, 'gunicorn_workers must be a number, got "many"'),
+    ("gunicorn", {"gunicorn_max_requests": 100, "gunicorn_max_requests_jitter": 500},
+     "gunicorn_max_requests_jitter must be at most gunicorn_max_requests (100), got 500"),
+    ("gunicorn", {"gunicorn_socket_mode": "660"}, None),  # fine: a mode without its leading 0
+    ("gunicorn", {"gunicorn_socket_mode": "rw-rw----"}, "gunicorn_socket_mode must be an octal mode"),
+    ("gunicorn", {"gunicorn_wsgi_app": "demo/wsgi.py"}, "gunicorn_wsgi_app must be a module and its application"),
+    ("gunicorn", {"gunicorn_listen": "0.0.0.0"}, "gunicorn_listen must be a unix socket path"),
+    ("gunicorn", {"gunicorn_app_name": "my app"}, "gunicorn_app_name must be a name of lower-case letters"),
+    ("postgresql", {"postgresql_port": 70000}, "postgresql_port must be a port from 1 to 65535, got 70000"),
+    ("postgresql", {"postgresql_shared_buffers": "2 GB"},
+     "postgresql_shared_buffers must be a size as PostgreSQL spells it"),
+    ("postgresql", {"postgresql_work_mem": "64mb"}, "case-sensitive units"),
+    ("postgresql", {"postgresql_max_parallel_workers": 16, "postgresql_max_worker_processes": 8},
+     "postgresql_max_parallel_workers must be at most postgresql_max_worker_processes (8), got 16"),
+    ("postgresql", {"postgresql_checkpoint_completion_target": 1.5}, "must be from 0 to 1, got 1.5"),
+    ("postgresql", {"postgresql_log_autovacuum_min_duration": "10 seconds"},
+     "postgresql_log_autovacuum_min_duration must be a time"),
+    ("postgresql", {"postgresql_replication_slot": "db-2"}, "postgresql_replication_slot must be a slot name"),
+    ("redis", {"redis_cache_maxmemory": "2 GB"},
+     'redis_cache_maxmemory must be a size as Redis spells it, without a space: 268435456, 256mb or 2gb, got "2 GB"'),
+    ("redis", {"redis_cache_port": 6380, "redis_broker_port": 6380},
+     "redis_cache_port and redis_broker_port must differ, both are 6380"),
+    ("redis", {"redis_acl_user": "admin", "redis_admin_user": "admin"},
+     "redis_acl_user and redis_admin_user must differ"),
+    ("redis", {"redis_sentinel_port": 0}, "redis_sentinel_port must be a port from 1 to 65535, got 0"),
+    ("redis", {"redis_bind_addresses": []}, "redis_bind_addresses must not be empty"),
+    ("redis", {"redis_sentinel_addresses": ["10.0.0.5:26379", "10.0.0.5:26379"]},
+     'redis_sentinel_addresses lists "10.0.0.5:26379" more than once'),
+    ("redis", {"redis_sentinel_addresses": ["10.0.0.5"]},
+     "redis_sentinel_addresses[0] must be a Sentinel as address:port"),
+    ("redis", {"redis_sentinel_addresses": ["[fd00::5]:26379", "fd00::6:26379", "redis1.internal:26379"]}, None),
+    ("redis", {"redis_bind_addresses": ["127.0.0.1", "-::1", "10.0.0.5"]}, None),
+    ("nginx", {"nginx_client_max_body_size": "25 MB"}, "nginx_client_max_body_size must be a size as nginx spells it"),
+    ("nginx", {"nginx_rate_limit_rate": "20/s"},
+     "nginx_rate_limit_rate must be a rate as nginx spells it: 10r/s or 600r/m"),
+    ("nginx", {"nginx_proxy_read_timeout": "1 minute"}, "nginx_proxy_read_timeout must be a time as nginx spells it"),
+    ("nginx", {"nginx_static_url": "/assets"}, "nginx_static_url must be a URL path that starts and ends with '/'"),
+    ("nginx", {"nginx_static_url": "/files/", "nginx_media_url": "/files/"},
+     "nginx_static_url and nginx_media_url must differ"),
+    ("nginx", {"nginx_server_names": ["https://shop.example.com"]},
+     'nginx_server_names[0] must be a host name or an IP address, got "https://shop.example.com"'),
+    ("nginx", {"nginx_server_names": ["fd00::5"]}, None),  # an address is a server name too
+    ("nginx", {"nginx_worker_processes": "0"}, "nginx_worker_processes must be auto or a number of processes"),
+    ("celery", {"celery_soft_time_limit": 600, "celery_time_limit": 300},
+     "celery_soft_time_limit must be at most celery_time_limit (300), got 600"),
+    ("celery", {"celery_concurrency": 0}, "celery_concurrency must be from 1 to 1024, got 0"),
+    ("celery", {"celery_queues": ["celery", "celery"]}, 'celery_queues lists "celery" more than once'),
+    ("celery", {"celery_app": "demo app"}, "celery_app must be a dotted Python path"),
+    ("common", {"common_journald_system_max_use": "1 GB"},
+     "common_journald_system_max_use must be a size as journald spells it"),
+    ("common", {"common_locale": "en_US.ISO-8859-1"}, "common_locale must be a UTF-8 locale"),
+    ("common", {"common_app_user": "Demo User"}, "common_app_user must be a name of lower-case letters"),
+    ("certbot", {"certbot_email": "ops at example.com"}, "certbot_email must be an email address"),
+    ("certbot", {"certbot_acme_server": "acme.example.com/directory"}, "certbot_acme_server must be a URL"),
+    ("django", {"django_secret_key": "django-insecure-" + "x1y2z3" * 10},
+     "django_secret_key must be at least 50 characters"),
+    ("django", {"django_secret_key": "abcdefghij" * 4}, "(value not shown)"),
+    ("django", {"django_keep_releases": 0}, "django_keep_releases must be at least 1, got 0"),
+    ("django", {"django_allowed_hosts": ["https://shop.example.com"]}, "django_allowed_hosts[0] must be a host name"),
+    ("django", {"django_csrf_trusted_origins": ["shop.example.com"]},
+     "django_csrf_trusted_origins[0] must be an origin with its scheme"),
+    ("logrotate", {"logrotate_policies": [{"name": "demo app", "paths": ["/var/log/demo/*.log"]}]},
+     "logrotate_policies[0].name must be a file name"),
+    ("logrotate", {"logrotate_policies": [{"name": "demo", "paths": ["var/log/demo/*.log"], "rotate": -1}]},
+     "logrotate_policies[0].paths[0] must be an absolute path"),
+]
+
+
+@pytest.mark.parametrize("role, values, message", BAD, ids=[f"{row[0]}:{','.join(row[1])}" for row in BAD])
+def test_a_bad_value_is_named_with_what_is_expected(role, values, message):
+    # Only the rules of the variables given: the others, unset here, would be "empty".
+    rules = {name: rule for name, rule in _rules(role).items() if name in values}
+    errors = input_errors(rules, values)
+    if message is None:
+        assert errors == [], errors
+    else:
+        assert any(message in error for error in errors), errors
+
+
+def test_a_secret_stays_out_of_the_message():
+    secret = "abcdefghij" * 4
+    errors = input_errors(_rules("django"), {"django_secret_key": secret})
+    assert errors and all(secret not in error and "abcdefghij" not in error for error in errors), errors
+
+
+def test_unset_values_are_left_to_the_role_but_nonempty_is_not():
+    assert input_errors({"a": {"port": True}}, {"a": None}) == []
+    assert input_errors({"a": {"format": "host"}}, {"a": ""}) == []
+    assert input_errors({"a": {"nonempty": True}}, {"a": ""}) == ["a must not be empty"]
+
+
+def test_unset_values_do_not_differ_from_each_other():
+    rules = {"a": {"differ": ["b"]}, "b": {}}
+    assert input_errors(rules, {"a": "", "b": ""}) == []
+    assert input_errors(rules, {"a": None, "b": None}) == []
+    assert input_errors(rules, {"a": "x", "b": "x"}) == ['a and b must differ, both are "x"']
+
+
+def test_booleans_are_not_numbers():
+    assert input_errors({"a": {"min": 0}}, {"a": True}) == ["a must be a number, got True"]
+
+
+def test_a_malformed_rule_is_an_error_of_the_collection():
+    with pytest.raises(AnsibleFilterError, match="unknown keys"):
+        input_errors({"a": {"minimum": 1}}, {"a": 1})
+    with pytest.raises(AnsibleFilterError, match="unknown format"):
+        input_errors({"a": {"format": "size"}}, {"a": "1"})
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_has_rules_for_its_own_options(role):
+    rules, spec = _rules(role), _spec(role)
+    assert isinstance(rules, dict) and rules, role
+    for name, rule in rules.items():
+        assert name in spec, f"{role}: a rule for {name}, which the argument spec does not know"
+        for other in list(rule.get("differ") or []) + ([rule["at_most"]] if rule.get("at_most") else []):
+            assert other in rules, f"{role}: {name} refers to {other}, which has no rule (its value is not read)"
+        nested = [rule] + [rule.get("each") or {}] + list((rule.get("each") or {}).get("fields", {}).values())
+        for part in nested:
+            assert part.get("format") in (None, *FORMATS), f"{role}: {name}: unknown format {part.get('format')}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_literal_default_passes_its_rule(role):
+    rules, defaults = _rules(role), _defaults(role)
+    literal = {name: value for name, value in defaults.items() if name in rules and "{{" not in str(value)}
+    assert input_errors({name: rules[name] for name in literal}, literal) == []
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_role_applies_its_rules_before_any_change(role):
+    main = (ROOT / "roles" / role / "tasks" / "main.yml").read_text(encoding="utf-8")
+    checks = (ROOT / "roles" / role / "tasks" / "checks.yml").read_text(encoding="utf-8")
+    assert "meta/input_rules.yml" in checks and "djangoprod.stack.input_errors" in checks, role
+    # checks.yml is imported before the first task that can change the host.
+    first_import = main.find("import_tasks: checks.yml")
+    if first_import < 0:  # django imports it through preflight.yml, its first task
+        assert main.find("import_tasks: preflight.yml") < main.find("import_tasks: install.yml"), role
+    else:
+        assert first_import < main.find("import_tasks: install.yml") or "install.yml" not in main, role
+
+
+def _stack_rules():
+    return yaml.safe_load((ROOT / "playbooks" / "vars" / "stack_rules.yml").read_text(encoding="utf-8"))
+
+
+def _example_vault_values():
+    from ansible.parsing.vault import VaultLib, VaultSecret
+    vault = VaultLib([("default", VaultSecret(b"example-vault-password-change-me"))])
+    values = {}
+    for path in sorted(ROOT.glob("inventories/*/group_vars/all/vault.yml")):
+        data = yaml.safe_load(vault.decrypt(path.read_bytes()).decode("utf-8"))
+        values.update({f"{path.parts[-4]}:{name}": value for name, value in data.items()})
+    return values
+
+
+def test_every_secret_of_the_example_inventories_is_refused():
+    known = yaml.safe_load((ROOT / "playbooks" / "vars" / "known_secrets.yml").read_text())["known_secret_sha256"]
+    rules = _stack_rules()
+    values = _example_vault_values()
+    assert len(values) >= 18, values.keys()
+    for label, value in values.items():
+        name = label.split(":", 1)[1].removeprefix("vault_")
+        assert rules.get(name, {}).get("secret"), f"{name} (from {label}) has no secret rule"
+        errors = input_errors({name: rules[name]}, {name: value}, known=known)
+        expected = (f"{name} is a value the world knows (from the example inventories, whose vault password "
+                    "is public): make a new one, e.g. with `python3 -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))'`")
+        assert errors == [expected], (label, errors)
+        assert all(value not in error for error in errors)
+
+
+@pytest.mark.parametrize("value", ["changeme", "CHANGE-ME-please", "password", "Passw0rd!", "secret", "mysecret1",
+                                   "xxxxxxxx", "12345678", "test", "******"])
+def test_placeholders_are_refused_as_secrets(value):
+    errors = input_errors({"stack_db_password": {"secret": True}}, {"stack_db_password": value})
+    assert errors and "is a placeholder, not a secret" in errors[0], errors
+    assert all(f'"{value}"' not in error and f"got {value}" not in error for error in errors)
+
+
+def test_a_real_secret_and_the_test_secrets_pass():
+    rules = {"stack_db_password": {"secret": True}}
+    for value in ["test-only-db-password", "ptNSerbDzm4Qw3ZTIsRWL4NsK3d2JwvvX", "correct horse battery staple"]:
+        assert input_errors(rules, {"stack_db_password": value}) == [], value
+
+
+def test_secrets_that_must_differ_are_not_shown():
+    rules = _stack_rules()
+    names = ["stack_db_password", "stack_redis_cache_password"]
+    errors = input_errors({name: rules[name] for name in names}, dict.fromkeys(names, "one-shared-password-x"))
+    expected = "stack_db_password and stack_redis_cache_password must differ, both are the same (values not shown)"
+    assert errors == [expected], errors
+
+
+def test_stack_rules_name_stack_variables():
+    spec = yaml.safe_load((ROOT / "playbooks" / "vars" / "stack_spec.yml").read_text())["options"]
+    for name, rule in _stack_rules().items():
+        assert name in spec, name
+        for other in rule.get("differ") or []:
+            assert other in _stack_rules(), (name, other)
