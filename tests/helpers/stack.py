@@ -185,8 +185,9 @@ def wait_for(predicate, timeout=60.0, interval=0.5):
         time.sleep(interval)
 
 
-def playbook(tmp_path, name, extra=None, limit=None, timeout=900):
-    """ansible-playbook on the molecule inventory: a playbook of playbooks/ by name, or any path.
+def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None):
+    """ansible-playbook on the molecule inventory: a playbook of playbooks/ by name, or any path,
+    with extra variables, a --limit and --tags when given.
 
     Returns (rc, output, {host: changed}); the output is stdout and stderr together (molecule's
     ansible.cfg sends failures to stderr).
@@ -200,6 +201,8 @@ def playbook(tmp_path, name, extra=None, limit=None, timeout=900):
         cmd += ["-e", f"@{path}"]
     if limit:
         cmd += ["--limit", limit]
+    if tags:
+        cmd += ["--tags", tags]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
                           env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
     out = proc.stdout + proc.stderr

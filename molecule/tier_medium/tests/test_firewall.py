@@ -6,17 +6,12 @@ the web hosts only, over IPv4 and IPv6, and a rule added by hand is gone after t
 The file sorts before test_medium.py, whose last test stops a host."""
 
 import json
-import os
-import pathlib
-import re
-import subprocess
 
 import pytest
 
 from helpers.network import addresses, connect, https_get
-from helpers.stack import fleet, journal
+from helpers.stack import fleet, journal, playbook
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 DOMAIN = "demo.example.test"
 TABLE = "inet djangoprod"
 UNIT = "djangoprod-firewall.service"
@@ -145,32 +140,18 @@ def test_https_from_outside_reaches_django_through_either_web_host(hosts, addres
                                     "cache": True, "broker": True}
 
 
-def _converge(limit, tags="common"):
-    """medium.yml on the molecule inventory; (rc, output, {host: changed})."""
-    inventory = str(pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent)
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
-    proc = subprocess.run(
-        ["ansible-playbook", "-i", inventory, str(ROOT / "playbooks" / "medium.yml"),
-         "--limit", limit, "--tags", tags],
-        capture_output=True, text=True, timeout=900, check=False, env=env)
-    out = proc.stdout + proc.stderr
-    recap = out[out.rfind("PLAY RECAP"):]
-    changed = {name: int(n) for name, n in re.findall(r"^(\S+)\s+:.*?changed=(\d+)", recap, re.MULTILINE)}
-    return proc.returncode, out, changed
-
-
-def test_a_rule_added_by_hand_is_undone_by_the_next_converge(hosts, address):
+def test_a_rule_added_by_hand_is_undone_by_the_next_converge(hosts, address, tmp_path):
     redis = hosts[REDIS[1]]
     target = (address[REDIS[1]]["ipv4"], 6379)
     redis.run_test(f"nft insert rule {TABLE} input tcp dport 6379 accept")
     try:
         assert connect(hosts[OUTSIDE], [target], TIMEOUT)[target][0] == "open"
-        rc, out, changed = _converge(REDIS[1])
+        rc, out, changed = playbook(tmp_path, "medium.yml", limit=REDIS[1], tags="common")
         assert rc == 0, out[-4000:]
         assert changed.get(REDIS[1], 0) >= 1, out[-3000:]
         assert connect(hosts[OUTSIDE], [target], TIMEOUT)[target][0] == "filtered", _table(redis)
         # And a run over the restored firewall changes nothing.
-        rc, out, changed = _converge(REDIS[1])
+        rc, out, changed = playbook(tmp_path, "medium.yml", limit=REDIS[1], tags="common")
         assert rc == 0 and changed == {REDIS[1]: 0}, out[-3000:]
     finally:
         redis.run(f"systemctl reload {UNIT}")
