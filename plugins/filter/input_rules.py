@@ -21,7 +21,7 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 FORMATS = {
     "name": (r"^[a-z][a-z0-9_-]{0,31}$",
              ("a name of lower-case letters, digits, '-' and '_' that starts with a letter, at most 32 "
-             "characters (it names a system user, units and directories)")),
+              "characters (it names a system user, units and directories)")),
     "identifier": (r"^[A-Za-z_][A-Za-z0-9_]*$", "a name of letters, digits and '_'"),
     "python_path": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
                     "a dotted Python path such as myproject.settings"),
@@ -48,7 +48,7 @@ FORMATS = {
     "django_secret_key": (lambda text: len(text) >= 50 and len(set(text)) >= 5
                           and not text.startswith("django-insecure-"),
                           ("at least 50 characters with at least 5 different ones, not a "
-                          "'django-insecure-' development key (Django's deploy check refuses those)")),
+                           "'django-insecure-' development key (Django's deploy check refuses those)")),
 }
 # Secrets that are placeholders rather than secrets.
 PLACEHOLDER = re.compile(r"(?i)^(change[-_ ]?(me|it|this)\b.*|(my|the|your)?[-_ ]?(password|passwd|secret|"
