@@ -123,8 +123,11 @@ def table_run(host, tmp_path_factory):
     assert Site(host, "demo.example.test").request("GET", "/ready/")[0] == 200
     before = state()
 
+    # The directories first: pytest's base directory is not made safely from several threads.
+    directories = [tmp_path_factory.mktemp(f"row{index}") for index in range(len(ROWS))]
+
     def run(index):
-        return index, playbook(tmp_path_factory.mktemp(f"row{index}"), "small.yml", ROWS[index][0])
+        return index, playbook(directories[index], "small.yml", ROWS[index][0])
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(pool.map(run, range(len(ROWS))))
