@@ -22,7 +22,6 @@ FORMATS = {
     "name": (r"^[a-z][a-z0-9_-]{0,31}$",
              ("a name of lower-case letters, digits, '-' and '_' that starts with a letter, at most 32 "
               "characters (it names a system user, units and directories)")),
-    "identifier": (r"^[A-Za-z_][A-Za-z0-9_]*$", "a name of letters, digits and '_'"),
     "python_path": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
                     "a dotted Python path such as myproject.settings"),
     "wsgi_app": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$",
@@ -37,7 +36,6 @@ FORMATS = {
     "nginx_rate": (r"^[0-9]+r/[sm]$", "a rate as nginx spells it: 10r/s or 600r/m"),
     "pg_size": (r"^[0-9]+(B|kB|MB|GB|TB)?$",
                 "a size as PostgreSQL spells it, with its case-sensitive units: 8MB, 128MB or 4GB"),
-    "pg_time": (r"^[0-9]+(us|ms|s|min|h|d)?$", "a time as PostgreSQL spells it: 500ms, 30s, 5min or 1h"),
     "journald_size": (r"^[0-9]+[KMGTPE]?$", "a size as journald spells it: 500M or 2G"),
     "systemd_time": (r"^([0-9]+ ?(us|ms|s|sec|m|min|h|hr|d|w)? ?)+$",
                      "a time span as systemd spells it: 30s, 5min or 1h"),
