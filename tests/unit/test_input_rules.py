@@ -165,12 +165,31 @@ def test_the_role_applies_its_rules_before_any_change(role):
     main = (ROOT / "roles" / role / "tasks" / "main.yml").read_text(encoding="utf-8")
     checks = (ROOT / "roles" / role / "tasks" / "checks.yml").read_text(encoding="utf-8")
     assert "meta/input_rules.yml" in checks and "djangoprod.stack.input_errors" in checks, role
-    # checks.yml is imported before the first task that can change the host.
-    first_import = main.find("import_tasks: checks.yml")
-    if first_import < 0:  # django imports it through preflight.yml, its first task
+    # checks.yml is included before the first task that can change the host, skipped only where
+    # the stack's preflight recorded that it ran them on this host.
+    if role == "django":  # through preflight.yml, its first task
         assert main.find("import_tasks: preflight.yml") < main.find("import_tasks: install.yml"), role
-    else:
-        assert first_import < main.find("import_tasks: install.yml") or "install.yml" not in main, role
+        main = (ROOT / "roles" / role / "tasks" / "preflight.yml").read_text(encoding="utf-8")
+    tasks = yaml.safe_load(main)
+    include = [i for i, task in enumerate(tasks)
+               if (task.get("ansible.builtin.include_tasks") or {}).get("file") == "checks.yml"]
+    assert len(include) == 1, role
+    task = tasks[include[0]]
+    assert task["when"] == f"'{role}' not in __djangoprod_checked_roles | default([])", role
+    assert "always" in task["tags"] and "always" in task["ansible.builtin.include_tasks"]["apply"]["tags"], role
+    changing = [i for i, task in enumerate(tasks) if "ansible.builtin.import_tasks" in task
+                and task["ansible.builtin.import_tasks"] != "preflight.yml"]
+    assert not changing or include[0] < changing[0], role
+
+
+def test_the_preflight_records_the_roles_it_checked():
+    """The flag the roles read is set by the preflight, after the loop that runs their checks."""
+    tasks = yaml.safe_load((ROOT / "playbooks" / "preflight.yml").read_text(encoding="utf-8"))[0]["tasks"]
+    names = [task["name"] for task in tasks]
+    loop = names.index("Preflight | Check each role's own rules on the hosts that run it")
+    record = names.index("Preflight | Record which roles' input is checked on this host")
+    assert loop < record == len(names) - 1
+    assert "__djangoprod_checked_roles" in tasks[record]["ansible.builtin.set_fact"]
 
 
 def _stack_rules():
