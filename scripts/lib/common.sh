@@ -117,6 +117,9 @@ ensure_image() {
   mkdir -p "$rootfs/var/cache/pip" && chmod 1777 "$rootfs/var/cache/pip"
   rm -f "$rootfs/etc/apt/apt.conf.d/docker-clean"
   echo 'APT::Keep-Downloaded-Packages "true";' > "$rootfs/etc/apt/apt.conf.d/10keep-downloads"
+  # As in Docker's own Debian images: dpkg skips its fsync per unpacked file. A test container
+  # is thrown away, never recovered after a crash, and unpacking is most of a first converge.
+  echo 'force-unsafe-io' > "$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
   # Nothing a container does not need at boot.
   for unit in systemd-firstboot.service systemd-udevd.service systemd-modules-load.service \
               sys-kernel-config.mount sys-kernel-debug.mount getty.target console-getty.service; do
