@@ -175,6 +175,13 @@ def address(host):
     return facts["ansible_default_ipv4"]["address"]
 
 
+def file_digests(host, path):
+    """{relative path: sha256} of every file under path on the host (a link to a directory is
+    followed)."""
+    out = host.check_output(f"cd {shlex.quote(path)}/ && find . -type f -exec sha256sum {{}} +")
+    return {line[66:].removeprefix("./"): line[:64] for line in out.splitlines()}
+
+
 def wait_for(predicate, timeout=60.0, interval=0.5):
     """Poll until the predicate returns something true, or the timeout; return its last value."""
     deadline = time.monotonic() + timeout
@@ -185,9 +192,9 @@ def wait_for(predicate, timeout=60.0, interval=0.5):
         time.sleep(interval)
 
 
-def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None):
+def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None, check=False):
     """ansible-playbook on the molecule inventory: a playbook of playbooks/ by name, or any path,
-    with extra variables, a --limit and --tags when given.
+    with extra variables, a --limit and --tags when given, under --check with check=True.
 
     Returns (rc, output, {host: changed}); the output is stdout and stderr together (molecule's
     ansible.cfg sends failures to stderr).
@@ -203,6 +210,8 @@ def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None):
         cmd += ["--limit", limit]
     if tags:
         cmd += ["--tags", tags]
+    if check:
+        cmd.append("--check")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
                           env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
     out = proc.stdout + proc.stderr

@@ -1,7 +1,9 @@
 """The medium tier end to end, through its own hosts: either web host reaches both app hosts,
 tasks run on both workers and beat fires once for the fleet, a row written through the app
-reaches the replica, the Redis primary's loss keeps tasks flowing with nothing queued lost, and
-one app host down keeps every request succeeding (that test stops a host: it runs last)."""
+reaches the replica, the web hosts (which have no code) serve the live release's static files
+and an upload made through the other web host, the Redis primary's loss keeps tasks flowing
+with nothing queued lost, and one app host down keeps every request succeeding (that test stops
+a host: it runs last)."""
 
 import json
 import re
@@ -12,7 +14,7 @@ import uuid
 
 import pytest
 
-from helpers.stack import Site, address, fleet, journal, wait_for
+from helpers.stack import Site, address, file_digests, fleet, journal, wait_for
 
 DOMAIN = "demo.example.test"
 WEB, APP, WORKERS = ("m-web1", "m-web2"), ("m-app1", "m-app2"), ("m-worker1", "m-worker2")
@@ -106,6 +108,41 @@ def test_beat_fires_once_per_interval_across_the_fleet(hosts):
     _status, second = site.json("GET", "/heartbeats/")
     # HEARTBEAT_SECONDS is 3: four in 12 s from one beat (eight, were there two).
     assert 3 <= second["count"] - first["count"] <= 5, (first, second)
+
+
+def test_each_web_host_serves_the_static_files_of_the_live_release(hosts):
+    app = hosts[APP[0]]
+    release = app.check_output("readlink -e /srv/demo/current")
+    collected = file_digests(app, f"{release}/staticfiles")
+    hashed = json.loads(app.file(f"{release}/staticfiles/staticfiles.json").content_string)["paths"]
+    assert len(collected) > 50 and "admin/css/base.css" in hashed, sorted(collected)[:20]
+    for name in WEB:
+        web = hosts[name]
+        # No code on a web host (no release, virtualenv or environment file): a copy of the tree.
+        assert not web.file("/srv/demo/releases").exists and not web.file("/etc/demo").exists, name
+        assert web.file("/srv/demo/static/current").linked_to == f"/srv/demo/static/{release.rsplit('/', 1)[1]}"
+        assert file_digests(web, "/srv/demo/static/current") == collected, name
+        for path in (hashed["admin/css/base.css"], hashed["demo/site.css"]):
+            status, headers, body = Site(web, DOMAIN).request("GET", f"/static/{path}")
+            assert status == 200 and headers.get("cache-control") == "max-age=2592000", (name, status, headers)
+            assert body == app.file(f"{release}/staticfiles/{path}").content_string, (name, path)
+
+
+def test_an_upload_through_one_web_host_is_served_through_the_other(hosts):
+    sender, reader = hosts[WEB[0]], hosts[WEB[1]]
+    uploads = {}
+    for number in range(4):  # least_conn spreads them over the app hosts
+        sender.run_test(f"head -c {100000 + number} /dev/urandom > /tmp/upload-{number}.bin")
+        status, _headers, body = Site(sender, DOMAIN).request("POST", "/upload/", form_file=f"/tmp/upload-{number}.bin")
+        assert status == 201, body
+        uploads[json.loads(body)["url"]] = sender.check_output(f"sha256sum /tmp/upload-{number}.bin").split()[0]
+    for url, digest in uploads.items():
+        reader.run_test(f"curl -sS -k --max-time 30 --fail --resolve {DOMAIN}:443:127.0.0.1 "
+                        f"-o /tmp/download.bin https://{DOMAIN}{url}")
+        assert reader.check_output("sha256sum /tmp/download.bin").split()[0] == digest, url
+        # From the web host's disk, not through an app host (no upstream in the access log).
+        line = reader.check_output(f"grep -F 'GET {url} ' /var/log/nginx/demo.access.log").splitlines()[-1]
+        assert 'ua="-"' in line, line
 
 
 def docker(*args):
