@@ -192,9 +192,10 @@ def wait_for(predicate, timeout=60.0, interval=0.5):
         time.sleep(interval)
 
 
-def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None, check=False):
+def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None, check=False, env=None):
     """ansible-playbook on the molecule inventory: a playbook of playbooks/ by name, or any path,
-    with extra variables, a --limit and --tags when given, under --check with check=True.
+    with extra variables, a --limit and --tags when given, under --check with check=True, and
+    with `env` added to the environment.
 
     Returns (rc, output, {host: changed}); the output is stdout and stderr together (molecule's
     ansible.cfg sends failures to stderr).
@@ -213,7 +214,7 @@ def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None, che
     if check:
         cmd.append("--check")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+                          env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", **(env or {})})
     out = proc.stdout + proc.stderr
     recap = out[out.rfind("PLAY RECAP"):]
     changed = {h: int(n) for h, n in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", recap, re.MULTILINE)}
