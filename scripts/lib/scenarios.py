@@ -23,6 +23,9 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MOLECULE = ROOT / "molecule"
 BASE = ROOT / ".config" / "molecule" / "config.yml"
+# Each job's duration in a whole run on the 2-core CI machine: the order of a fresh clone's first
+# run (longest first). A run's own durations (.cache/test-logs/durations.yml) take over after it.
+DURATIONS = ROOT / ".config" / "molecule" / "durations.yml"
 LOGS = ROOT / ".cache" / "test-logs"
 # Molecule's log line at the end of each action ("INFO [name > action] Executed: ...", or with
 # colours "INFO name ➜ action: Executed: ..."), not its summary's copy at the end of the run.
@@ -66,8 +69,9 @@ def _platforms(name):
 
 
 def _weight(job, history):
-    """Longest first: last run's duration when known, else by the scenario's size (a guess in
-    seconds: the hosts it converges, and the whole stack for a tier)."""
+    """Longest first: last run's duration when known (this checkout's, else DURATIONS), else by
+    the scenario's size (a guess in seconds: the hosts it converges, and the whole stack for a
+    tier)."""
     name, rel = job
     if f"{name}@{rel}" in history:
         return history[f"{name}@{rel}"]
@@ -98,8 +102,10 @@ def _spent(actions):
 def run(selected, workers):
     LOGS.mkdir(parents=True, exist_ok=True)
     history_file = LOGS / "durations.yml"
-    history = yaml.safe_load(history_file.read_text()) if history_file.exists() else {}
-    history = history or {}
+    history = {}
+    for known in (DURATIONS, history_file):
+        if known.exists():
+            history.update(yaml.safe_load(known.read_text(encoding="utf-8")) or {})
     pending = sorted(selected, key=lambda j: -_weight(j, history))
     running, results, phases = set(), [], {}
     lock = threading.Condition()
