@@ -83,4 +83,4 @@ until PGOPTIONS='-c synchronous_commit=local' as_postgres pg-replica-a -d demo -
 done
 t1=$(date +%s.%N)
 python3 -c "import sys; print(f'promotion: first write committed on the new primary {float(sys.argv[2]) - float(sys.argv[1]):.2f} s after the kill')" "$t0" "$t1"
-printf 'full promotion with repointing (playbooks/promote.yml): see the postgresql_promotion scenario log\n'
+printf 'full promotion with repointing (playbooks/promote.yml): see the tier_large scenario log\n'

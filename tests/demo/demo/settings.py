@@ -92,22 +92,44 @@ def sentinels_from_env():
     return pairs
 
 
-def cache_from_url(url, sentinels):
-    if not url:
+def cache_from_url(value, sentinels):
+    """CACHE_URL: one redis:// URL, or several joined with commas for a cache spread over several
+    Redis hosts; behind Sentinels (CACHE_MASTER_NAME set), the URL's host is that name."""
+    urls = [url for url in value.split(",") if url]
+    if not urls:
         return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ImproperlyConfigured("CACHE_URL must be a redis:// or rediss:// URL")
-    if not sentinels:
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if any(urlsplit(url).scheme not in ("redis", "rediss", "unix") for url in urls):
+        raise ImproperlyConfigured("CACHE_URL must be redis:// or rediss:// URLs")
+    master = env("CACHE_MASTER_NAME")
+    if len(urls) > 1:
+        if master:
+            raise ImproperlyConfigured("CACHE_MASTER_NAME names one primary: CACHE_URL must be one URL")
+        # Spread over several hosts: django-redis's ShardClient hashes each key to one of them
+        # (every client lists the same URLs, in the same order). A shard that is gone turns its
+        # keys into misses (IGNORE_EXCEPTIONS), refused at once or after the connect timeout when
+        # its host hangs, and the other shards keep their keys.
+        return {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": urls,
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.ShardClient",
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 1,
+            },
+        }
+    if not master:
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": urls[0]}
     # Behind Sentinels: django-redis's SentinelClient asks them where the primary named in the
     # URL (CACHE_MASTER_NAME) is, writes there, reads from the replicas, and follows a failover.
     # Django's own RedisCache with a list of servers would not: it writes to the first one.
-    master = env_required("CACHE_MASTER_NAME")
-    if urlsplit(url).hostname != master:
-        raise ImproperlyConfigured("With REDIS_SENTINELS, the host of CACHE_URL is CACHE_MASTER_NAME")
+    if not sentinels:
+        raise ImproperlyConfigured("CACHE_MASTER_NAME needs REDIS_SENTINELS")
+    if urlsplit(urls[0]).hostname != master:
+        raise ImproperlyConfigured("With CACHE_MASTER_NAME, the host of CACHE_URL is that name")
     return {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": url,
+        "LOCATION": urls[0],
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.SentinelClient",
             "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
