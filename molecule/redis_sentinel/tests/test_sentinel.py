@@ -148,3 +148,31 @@ def test_a_lost_primary_host_is_failed_over_and_a_rerun_keeps_the_new_primary(ho
         assert primary_seen_by(hosts[SENTINEL_ONLY], instance) == [addresses[REPLICA]]
     rc, out, changed = playbook(tmp_path, scenario_converge)
     assert rc == 0 and set(changed.values()) == {0}, (changed, out[-4000:])
+
+
+def test_a_cache_made_a_shard_stops_replicating_and_leaves_the_sentinels(hosts, tmp_path):
+    """redis_cache_sharded on a running replicated set (what a third Redis host brings to the
+    playbooks): the cache that was a replica restarts as a primary of its own, the Sentinels forget
+    the cache, and the broker is left as it was."""
+    redis_hosts = [hosts[PRIMARY], hosts[REPLICA]]
+    was_replica = next(host for host in redis_hosts if role(host, "cache") == "slave")
+    was_primary = next(host for host in redis_hosts if host is not was_replica)
+    units = ("redis-server@cache", "redis-server@broker", "redis-server@sentinel")
+    pids = {host: {unit: main_pid(host, unit) for unit in units} for host in redis_hosts}
+    scenario_converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    rc, out, changed = playbook(tmp_path, scenario_converge, {"redis_cache_sharded": True})
+    assert rc == 0, out[-4000:]
+    for host in redis_hosts:
+        assert role(host, "cache") == "master", journal(host, "redis-server@cache")
+        assert "replicaof" not in host.file("/etc/redis/redis-cache-replication.conf").content_string
+    assert main_pid(was_replica, "redis-server@cache") != pids[was_replica]["redis-server@cache"]
+    # Nothing else restarted: the other cache, the broker instances, the Sentinels.
+    assert main_pid(was_primary, "redis-server@cache") == pids[was_primary]["redis-server@cache"]
+    for host in redis_hosts:
+        for unit in units[1:]:
+            assert main_pid(host, unit) == pids[host][unit], (unit, out[-4000:])
+    for host in hosts.values():
+        assert "No such master" in sentinel(host, "SENTINEL", "MASTER", NAMES["cache"]).stdout
+        assert master(host, NAMES["broker"]).get("name") == NAMES["broker"]
+    rc, out, changed = playbook(tmp_path, scenario_converge, {"redis_cache_sharded": True})
+    assert rc == 0 and set(changed.values()) == {0}, (changed, out[-4000:])
