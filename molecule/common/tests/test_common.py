@@ -1,6 +1,8 @@
 """Behaviour of the common role on a converged host."""
 
-from helpers.stack import journal
+import pathlib
+
+from helpers.stack import journal, playbook
 
 
 def test_base_packages_are_usable(host):
@@ -83,3 +85,29 @@ def test_journald_keeps_logs_persistently_with_a_cap(host):
     host.run("journalctl --flush")
     out = host.check_output("journalctl -D /var/log/journal -t common-probe --no-pager -o cat")
     assert "persisted" in out
+
+
+def test_a_rerun_puts_back_what_was_changed_by_hand(host, tmp_path):
+    """The role's probe lets a run skip what is already as wanted; what was changed by hand is
+    not, and the next converge puts each of them back (and the one after changes nothing)."""
+    host.check_output(
+        "ln -sfn /usr/share/zoneinfo/Asia/Tokyo /etc/localtime && usermod -s /bin/bash -c changed demo "
+        "&& chmod 0700 /srv/demo && chown root /srv/demo && echo LANG=C > /etc/default/locale "
+        "&& echo '# changed' >> /etc/sysctl.d/60-djangoprod.conf "
+        "&& echo '# changed' >> /etc/systemd/journald.conf.d/60-djangoprod.conf")
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    rc, out, changed = playbook(tmp_path, converge)
+    assert rc == 0 and changed["common"] >= 5, (changed, out[-3000:])
+    assert host.check_output("readlink /etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
+    user = host.user("demo")
+    assert (user.shell, user.gecos) == ("/usr/sbin/nologin", "demo application")
+    home = host.file("/srv/demo")
+    assert (home.user, home.group, home.mode) == ("demo", "demo", 0o755)
+    assert "LANG=en_US.UTF-8" in host.file("/etc/default/locale").content_string.splitlines()
+    for path in ("/etc/sysctl.d/60-djangoprod.conf", "/etc/systemd/journald.conf.d/60-djangoprod.conf"):
+        assert "# changed" not in host.file(path).content_string
+    # Each handler ran for its own file: journald restarted after its drop-in was put back.
+    assert "Restart journald" in out and "Apply kernel settings" in out, out[-3000:]
+    rc, out, changed = playbook(tmp_path, converge)
+    assert rc == 0 and changed["common"] == 0, (changed, out[-3000:])
+
