@@ -31,6 +31,8 @@ LOGS = ROOT / ".cache" / "test-logs"
 # colours "INFO name ➜ action: Executed: ..."), not its summary's copy at the end of the run.
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ACTION_DONE = re.compile(r"^INFO\s+\[?\S+ (?:>|➜) (\w+)\]?:? Executed: ")
+ACTION_STARTED = re.compile(r"^INFO\s+\[?\S+ (?:>|➜) (\w+)\]?:? Executing$")
+RECAP = re.compile(r"^\s*│?\s*(\S+)\s+: ok=\d+\s+changed=(\d+)")
 
 
 def _releases(path):
@@ -79,19 +81,32 @@ def _weight(job, history):
 
 
 def _molecule_test(name, env, log, start):
-    """`molecule test -s name` with its output in `log`; (rc, [[action, seconds], ...])."""
+    """`molecule test -s name` with its output in `log`; (rc, [[action, seconds], ...]).
+
+    Molecule's `check` action only fails when the run fails. A `check` after the converge must
+    also report changed=0 on every host (a converged host has nothing to change): a change there
+    fails the job, named at the end of its log."""
     actions, mark = [], start
+    current, converged, changes = None, False, {}
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(["molecule", "test", "-s", name], cwd=ROOT, env=env, text=True,
                                 errors="replace", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for line in proc.stdout:
             out.write(line)
-            done = ACTION_DONE.search(ANSI.sub("", line))
-            if done:
+            plain = ANSI.sub("", line).rstrip("\n")
+            if started := ACTION_STARTED.search(plain):
+                current = started.group(1)
+                converged = converged or current == "converge"
+            elif (recap := RECAP.match(plain)) and current == "check" and converged and int(recap.group(2)):
+                changes[recap.group(1)] = int(recap.group(2))
+            if done := ACTION_DONE.search(plain):
                 now = time.monotonic()
                 actions.append([done.group(1), round(now - mark)])
                 mark = now
         rc = proc.wait()
+        if changes:
+            out.write(f"\n==> --check on the converged hosts reported changes: {changes} (it must report changed=0)\n")
+            rc = rc or 1
     return rc, actions
 
 
