@@ -1,11 +1,12 @@
 """Behaviour of the postgresql role: clients connect, privileges hold, tuning is live."""
 
+import pathlib
 import re
 import shlex
 
 import pytest
 
-from helpers.stack import assert_sandboxed, main_pid, public_listeners, sizing, tcp_listeners
+from helpers.stack import assert_sandboxed, main_pid, playbook, public_listeners, sizing, tcp_listeners
 from helpers.stack import journal as _journal
 
 APP = ("demo", "demo-test-password", "demo")
@@ -221,3 +222,23 @@ def test_server_stops_reloads_and_restarts_in_the_sandbox(host):
     restart = host.run(f"systemctl restart {name}")
     assert restart.rc == 0 and host.service(name).is_running, restart.stderr + journal(host)
     assert psql_tcp(host, *APP, "SELECT 1").stdout.strip() == "1", journal(host)
+
+
+@pytest.mark.parametrize(("settings", "refused"), [
+    ({"shared_buffers": "lots"}, 'invalid value for parameter "shared_buffers": "lots"'),
+    ({"work_mem": "64XB"}, 'invalid value for parameter "work_mem": "64XB"'),
+    ({"max_wal_sender": 10}, 'unrecognized configuration parameter "max_wal_sender"'),
+])
+def test_a_setting_postgres_refuses_is_never_written(host, tmp_path, settings, refused):
+    """PostgreSQL reads the candidate settings file before it replaces the live one: a value the
+    server would refuse at its next start fails the run, naming the parameter, with nothing
+    changed and the server still running as it was."""
+    conf = host.check_output("ls /etc/postgresql/*/main/conf.d/50-djangoprod.conf")
+    before, pid = host.file(conf).sha256sum, main_pid(host, unit(host))
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    rc, out, changed = playbook(tmp_path, converge, {"postgresql_settings": settings})
+    assert rc != 0 and refused in out, out[-3000:]
+    assert set(changed.values()) == {0}, (changed, out[-3000:])
+    assert host.file(conf).sha256sum == before
+    assert main_pid(host, unit(host)) == pid
+
