@@ -175,6 +175,13 @@ def address(host):
     return facts["ansible_default_ipv4"]["address"]
 
 
+def env_file(host, path="/etc/demo/env"):
+    """{name: value} of an environment file the django role wrote (values unquoted)."""
+    lines = host.file(path).content_string.splitlines()
+    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {name: value.strip("'") for name, value in pairs}
+
+
 def file_digests(host, path):
     """{relative path: sha256} of every file under path on the host (a link to a directory is
     followed)."""

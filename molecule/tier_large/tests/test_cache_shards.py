@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from helpers.stack import Site, address, fleet, journal
+from helpers.stack import Site, address, env_file, fleet, journal
 
 DOMAIN = "demo.example.test"
 SHARDS = ("redis1", "redis2", "app1")
@@ -23,12 +23,6 @@ KEYS = 300
 @pytest.fixture(scope="module")
 def hosts():
     return fleet()
-
-
-def env(host):
-    lines = host.file("/etc/demo/env").content_string.splitlines()
-    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-    return {name: value.strip("'") for name, value in pairs}
 
 
 def redis(host, *command, port=6379, password=ADMIN_PASSWORD):
@@ -75,7 +69,7 @@ def placement(hosts):
 
 
 def test_the_app_lists_every_shard_and_no_cache_primary(hosts):
-    values = env(hosts["app1"])
+    values = env_file(hosts["app1"])
     urls = values["CACHE_URL"].split(",")
     # In the inventory's order of group redis, the same on every client.
     order = hosts["app1"].ansible("debug", "var=groups.redis", check=False)["groups.redis"]

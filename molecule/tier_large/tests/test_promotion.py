@@ -8,14 +8,13 @@ import time
 
 import pytest
 
-from helpers.stack import Site, address, fleet, install_helper, playbook, wait_for
+from helpers.stack import Site, address, env_file, fleet, install_helper, playbook, wait_for
 from helpers.stack import journal as _journal
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 DOMAIN = "demo.example.test"
 DATA = "/var/lib/postgresql/17/main"
 UNIT = "postgresql@17-main"
-ENV_FILE = "/etc/demo/env"
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +34,6 @@ def psql(host, sql, database="demo", check=True):
     return result
 
 
-def env(host):
-    lines = host.file(ENV_FILE).content_string.splitlines()
-    pairs = (line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-    return {name: value.strip("'") for name, value in pairs}
-
-
 class Writer:
     """tests/helpers/writer.py in a transient unit on the app host, inserting through DATABASE_URL."""
 
@@ -48,7 +41,7 @@ class Writer:
         self.app, self.unit, self.acked = app, f"writer-{table}", f"/var/tmp/acked-{table}"
         script = install_helper(app, "writer.py")
         python = app.check_output("ls /srv/demo/venvs/*/bin/python | head -1")
-        dsn = env(app)["DATABASE_URL"]
+        dsn = env_file(app)["DATABASE_URL"]
         app.run_test(f"rm -f {self.acked}; systemd-run --unit={self.unit} --collect "
                      f"--property=StandardOutput=file:/var/tmp/{self.unit}.log --property=StandardError=inherit "
                      f"{python} {script} --dsn {shlex.quote(dsn)} --table {table} --acked {self.acked} --seconds 120")
@@ -74,7 +67,7 @@ def start_writer(app, table, at_least=200):
 
 
 def test_the_app_writes_to_the_primary_and_reads_from_the_standbys(hosts):
-    values = env(hosts["app1"])
+    values = env_file(hosts["app1"])
     db1, db2, db3 = (address(hosts[name]) for name in ("db1", "db2", "db3"))
     assert f"@{db1}:5432/demo" in values["DATABASE_URL"]
     replicas = values["DATABASE_REPLICA_URLS"].split(",")
@@ -150,7 +143,7 @@ def test_kill_the_primary_under_writes_and_promote_a_standby(hosts, tmp_path, ca
     streaming = wait_for(replication_rows)
     assert streaming == [f"{other}|streaming|t"], streaming
     # The app now writes to the new primary and reads from the other standby.
-    values = env(hosts["app1"])
+    values = env_file(hosts["app1"])
     assert f"@{address(new)}:5432/demo" in values["DATABASE_URL"]
     assert values["DATABASE_REPLICA_URLS"].split(",") == [
         f"postgresql://demo:test-only-db-password@{address(hosts[other])}:5432/demo"]
@@ -212,7 +205,7 @@ def test_an_asynchronous_failover_reports_what_it_lost(hosts, tmp_path, capsys):
         print(f"\nasynchronous failover: {len(acked)} inserts acknowledged, {len(lost)} of them lost "
               f"after promoting {chosen}")
     assert psql(hosts[chosen], "SELECT pg_is_in_recovery()").stdout.strip() == "f"
-    assert f"@{address(hosts[chosen])}:5432/demo" in env(hosts["app1"])["DATABASE_URL"]
+    assert f"@{address(hosts[chosen])}:5432/demo" in env_file(hosts["app1"])["DATABASE_URL"]
     # The killed server stays down, as a lost host would.
     hosts[primary].run_test(f"systemctl reset-failed {UNIT}")
 
