@@ -110,4 +110,3 @@ def test_a_rerun_puts_back_what_was_changed_by_hand(host, tmp_path):
     assert "Restart journald" in out and "Apply kernel settings" in out, out[-3000:]
     rc, out, changed = playbook(tmp_path, converge)
     assert rc == 0 and changed["common"] == 0, (changed, out[-3000:])
-

@@ -241,4 +241,3 @@ def test_a_setting_postgres_refuses_is_never_written(host, tmp_path, settings, r
     assert set(changed.values()) == {0}, (changed, out[-3000:])
     assert host.file(conf).sha256sum == before
     assert main_pid(host, unit(host)) == pid
-
