@@ -175,6 +175,16 @@ def address(host):
     return facts["ansible_default_ipv4"]["address"]
 
 
+def postgres_sql(host, sql, database="demo", check=True, unit="postgresql@17-main"):
+    """psql as the postgres superuser over the local socket; with check, a failure shows the
+    cluster unit's journal."""
+    with host.sudo("postgres"):
+        result = host.run(f"psql -X -At -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(sql)}")
+    if check:
+        assert result.rc == 0, result.stderr + journal(host, unit)
+    return result
+
+
 def env_file(host, path="/etc/demo/env"):
     """{name: value} of an environment file the django role wrote (values unquoted)."""
     lines = host.file(path).content_string.splitlines()

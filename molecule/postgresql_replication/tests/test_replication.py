@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from helpers.stack import address, fleet, wait_for
+from helpers.stack import address, fleet, postgres_sql, wait_for
 from helpers.stack import journal as _journal
 
 PRIMARY = "pg-primary"
@@ -31,12 +31,7 @@ def journal(host):
 
 
 def psql(host, sql, database="demo", check=True):
-    """psql as the postgres superuser over the local socket."""
-    with host.sudo("postgres"):
-        result = host.run(f"psql -X -At -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(sql)}")
-    if check:
-        assert result.rc == 0, result.stderr + journal(host)
-    return result
+    return postgres_sql(host, sql, database, check, UNIT)
 
 
 def test_rows_written_on_the_primary_appear_on_both_standbys(hosts):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers.stack import Site, address, env_file, fleet, install_helper, playbook, wait_for
+from helpers.stack import Site, address, env_file, fleet, install_helper, playbook, postgres_sql, wait_for
 from helpers.stack import journal as _journal
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -27,11 +27,7 @@ def journal(host):
 
 
 def psql(host, sql, database="demo", check=True):
-    with host.sudo("postgres"):
-        result = host.run(f"psql -X -At -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(sql)}")
-    if check:
-        assert result.rc == 0, result.stderr + journal(host)
-    return result
+    return postgres_sql(host, sql, database, check, UNIT)
 
 
 class Writer:
