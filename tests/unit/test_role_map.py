@@ -16,16 +16,19 @@ GROUPS = {"all", "web", "app", "worker", "beat", "postgres_primary", "postgres_r
 
 
 def _site_roles():
-    """{role: (play host groups, when conditions)} from playbooks/site.yml."""
+    """{role: (play host groups, when conditions)} from playbooks/site.yml: its plays' `roles:`
+    and the import_role/include_role tasks of their `tasks:`."""
     found = {}
     for play in yaml.safe_load((ROOT / "playbooks/site.yml").read_text()):
-        if "roles" not in play:
-            continue
-        groups = set(play["hosts"].split(":"))
-        for entry in play["roles"]:
-            name = entry["role"].removeprefix("djangoprod.stack.")
+        entries = [(entry["role"], entry.get("when", [])) for entry in play.get("roles", [])]
+        for task in play.get("tasks", []):
+            for action in ("ansible.builtin.import_role", "ansible.builtin.include_role"):
+                if action in task:
+                    entries.append((task[action]["name"], task.get("when", [])))
+        groups = set(play["hosts"].split(":")) if entries else set()
+        for role, when in entries:
+            name = role.removeprefix("djangoprod.stack.")
             assert name not in found, f"site.yml runs role {name} in two plays"
-            when = entry.get("when", [])
             found[name] = (groups, [when] if isinstance(when, str) else when)
     return found
 
