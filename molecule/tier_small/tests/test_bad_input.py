@@ -9,7 +9,11 @@ Debian 12 runs the rest of the scenario; the table is the controller's and the p
 same on both releases, so it runs once, on 13."""
 
 import concurrent.futures
+import io
 import os
+import pathlib
+import tarfile
+import tempfile
 
 import pytest
 
@@ -24,6 +28,12 @@ SNAPSHOT = ("find /etc /srv /usr/local -xdev -type f -print0 | sort -z | xargs -
             "find /etc /srv /usr/local -xdev -type l -printf '%p -> %l\\n' | sort")
 UNITS = ["nginx.service", "demo.service", "postgresql@17-main.service", "redis-server@cache.service",
          "redis-server@broker.service", "demo-celery-worker.service", "demo-celery-beat.service"]
+
+# Releases the table deploys: the demo with a pyproject.toml that asks for a Python no host has,
+# and the demo without its requirements file (the fixture writes them).
+BAD_RELEASES = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", tempfile.gettempdir())) / "bad-releases"
+PYTHON_399 = str(BAD_RELEASES / "python-3.99.tar.gz")
+NO_REQUIREMENTS = str(BAD_RELEASES / "no-requirements.tar.gz")
 
 # Rows of (extra vars, words of the expected message).
 BAD_INPUT = [
@@ -56,6 +66,13 @@ BAD_INPUT = [
     ({"stack_app_timers": [{"name": "reports", "command": "sendreports", "on_calendar": "every tuesday"}]},
      "django_timers: systemd cannot read the on_calendar of reports"),
     ({"stack_static_root": "../static"}, "django_static_root must be a path relative to the release"),
+    # The code to deploy, what it needs and the host's Python, before any host changes.
+    ({"stack_app_archive": "/nonexistent/demo.tar.gz"},
+     "django_archive_src: /nonexistent/demo.tar.gz is not a file on the controller"),
+    ({"stack_app_archive": NO_REQUIREMENTS},
+     f"django_requirements_file: requirements.txt is not in the archive {NO_REQUIREMENTS}"),
+    ({"stack_app_archive": PYTHON_399},
+     "the release asks for Python >=3.99 (requires-python in its pyproject.toml), and django_python"),
     ({"stack_app_env": {"DB-HOST": "x"}}, "Names in django_env_extra must be shell identifiers: DB-HOST"),
     # Load balancers in front: addresses or networks only; the nginx role's own lists too.
     ({"stack_trusted_proxies": ["10.0.0.0/8", "lb.example.test"]},
@@ -113,6 +130,24 @@ RULES = [
 ROWS = BAD_INPUT + FIREWALL_LOCKOUT + RULES
 
 
+def write_bad_releases():
+    """PYTHON_399 and NO_REQUIREMENTS, made from the demo's archive."""
+    demo = pathlib.Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".cache" / "demo-app.tar.gz"
+    BAD_RELEASES.mkdir(exist_ok=True)
+    pyproject = b'[project]\nname = "demo"\nversion = "1"\nrequires-python = ">=3.99"\n'
+    with tarfile.open(demo) as source, tarfile.open(PYTHON_399, "w:gz") as python, \
+            tarfile.open(NO_REQUIREMENTS, "w:gz") as bare:
+        for member in source:
+            data = source.extractfile(member) if member.isfile() else None
+            content = data.read() if data else None
+            python.addfile(member, io.BytesIO(content) if content is not None else None)
+            if member.name.lstrip("./") != "requirements.txt":
+                bare.addfile(member, io.BytesIO(content) if content is not None else None)
+        info = tarfile.TarInfo("./pyproject.toml")
+        info.size = len(pyproject)
+        python.addfile(info, io.BytesIO(pyproject))
+
+
 @pytest.fixture(scope="module")
 def table_run(host, tmp_path_factory):
     """Every row, three at a time, between two snapshots of the host: ({index: (rc, out,
@@ -120,6 +155,7 @@ def table_run(host, tmp_path_factory):
     def state():
         return host.check_output(SNAPSHOT), {unit: main_pid(host, unit) for unit in UNITS}
 
+    write_bad_releases()
     # A request first: gunicorn starts on its socket's first connection.
     assert Site(host, "demo.example.test").request("GET", "/ready/")[0] == 200
     before = state()
