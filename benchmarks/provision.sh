@@ -72,7 +72,8 @@ docker rm -f bench-floor >/dev/null
 
 peer_converge() {  # name: the peer play with the peer roles, as their README asks
   printf 'all:\n  hosts:\n    %s:\n      ansible_connection: community.docker.docker\n' "$1" > "$work/$1.yml"
-  ANSIBLE_ROLES_PATH="$peers" ansible-playbook -i "$work/$1.yml" "$peers/peer-play.yml" \
+  # The peers read facts as top-level variables (ansible_os_family...): injected, as by default.
+  ANSIBLE_INJECT_FACT_VARS=True ANSIBLE_ROLES_PATH="$peers" ansible-playbook -i "$work/$1.yml" "$peers/peer-play.yml" \
     > "$work/$1.log" 2>&1 || { tail -n 40 "$work/$1.log"; die "converge of $1 failed"; }
 }
 peer_container() {  # name: a fresh container with the drop-in the peers' README asks for
