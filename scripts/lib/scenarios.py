@@ -2,8 +2,10 @@
 
 Every directory molecule/<name>/ with a molecule.yml is a scenario (so a new one cannot be left
 out); its `driver.releases` (default: the base config's) lists the releases it runs on. Jobs run
-on a few workers at once; two releases of one scenario never overlap (they share container
-names). Each job's output goes to a log file, printed whole when the job fails.
+on a few workers at once (--workers), and on one more (--extra) whenever the CPU sat idle while
+the others waited; two releases of one scenario never overlap (they share container names). Each
+job's output goes to a log file, printed whole when the job fails. The run ends with how idle the
+CPU was over it.
 
     python scenarios.py list                   scenario@release, one a line
     python scenarios.py run [NAME[@REL] ...]   run all (or the named) jobs, print a summary
@@ -13,6 +15,7 @@ import argparse
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -110,11 +113,39 @@ def _molecule_test(name, env, log, start):
     return rc, actions
 
 
+def _clean_slate(name, ephemeral):
+    """What an earlier run of the scenario may have left: its containers, its network and
+    molecule's state (which would make molecule skip the create step). The test sequence has no
+    leading destroy: this costs two docker calls, a destroy step a whole playbook run."""
+    ids = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", f"label=djangoprod.scenario={name}"],
+                         capture_output=True, text=True, check=False).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "--force", "--volumes", *ids], capture_output=True, check=False)
+    subprocess.run(["docker", "network", "rm", f"djangoprod-{name.replace('_', '-')}"],
+                   capture_output=True, check=False)
+    shutil.rmtree(ephemeral, ignore_errors=True)
+
+
 def _spent(actions):
     return ", ".join(f"{action} {seconds}" for action, seconds in actions) or "no action finished"
 
 
-def run(selected, workers):
+def _cpu():
+    """(idle, total) jiffies of all CPUs since boot (/proc/stat): idle includes iowait."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    return fields[3] + fields[4], sum(fields)
+
+
+def _idle_since(mark):
+    idle, total = _cpu()
+    return (idle - mark[0]) / max(1, total - mark[1])
+
+
+def run(selected, workers, extra=0, idle_threshold=0.4, window=20):
+    """The jobs on `workers` threads, plus up to `extra` more that start a job only while the CPU
+    was at least `idle_threshold` idle over the last `window` seconds (a job spends part of its
+    time waiting: for a failover, a timer, a timeout) and return to waiting after it."""
     LOGS.mkdir(parents=True, exist_ok=True)
     history_file = LOGS / "durations.yml"
     history = {}
@@ -126,7 +157,7 @@ def run(selected, workers):
     lock = threading.Condition()
     total = len(pending)
 
-    def take():
+    def take(wait=True):
         with lock:
             while True:
                 busy = {job[0] for job in running}
@@ -135,40 +166,61 @@ def run(selected, workers):
                         pending.remove(job)
                         running.add(job)
                         return job
-                if not pending:
+                if not pending or not wait:
                     return None
                 lock.wait()
 
     def worker():
         while (job := take()) is not None:
-            name, rel = job
-            label = f"{name}@{rel}"
-            log = LOGS / f"{name}@{rel}.log"
-            env = {**os.environ, "DJANGOPROD_RELEASE": rel,
-                   "MOLECULE_EPHEMERAL_DIRECTORY": str(ROOT / ".cache" / "molecule" / label)}
-            print(f"==> start  molecule test -s {name} (Debian {rel})", flush=True)
-            start = time.monotonic()
-            rc, actions = _molecule_test(name, env, log, start)
-            took = round(time.monotonic() - start)
-            with lock:
-                running.discard(job)
-                results.append((label, took, rc))
-                history[label] = took
-                phases[label] = actions
-                state = "PASS" if rc == 0 else "FAIL"
-                print(f"==> {state}   molecule test -s {name} (Debian {rel}) in {took}s "
-                      f"({_spent(actions)}) [{len(results)}/{total}] log: {log.relative_to(ROOT)}",
-                      flush=True)
-                if rc != 0:
-                    sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
-                    print(f"==> end of log {label}", flush=True)
-                lock.notify_all()
+            run_job(job)
 
+    def opportunist():
+        mark = _cpu()
+        while True:
+            with lock:
+                if not pending:
+                    return
+            time.sleep(window)
+            idle = _idle_since(mark)
+            mark = _cpu()
+            if idle >= idle_threshold and (job := take(wait=False)) is not None:
+                print(f"==> the CPU was {idle:.0%} idle: one more job beside the others", flush=True)
+                run_job(job)
+                mark = _cpu()
+
+    def run_job(job):
+        name, rel = job
+        label = f"{name}@{rel}"
+        log = LOGS / f"{name}@{rel}.log"
+        ephemeral = ROOT / ".cache" / "molecule" / label
+        env = {**os.environ, "DJANGOPROD_RELEASE": rel, "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral)}
+        _clean_slate(name, ephemeral)
+        print(f"==> start  molecule test -s {name} (Debian {rel})", flush=True)
+        start = time.monotonic()
+        rc, actions = _molecule_test(name, env, log, start)
+        took = round(time.monotonic() - start)
+        with lock:
+            running.discard(job)
+            results.append((label, took, rc))
+            history[label] = took
+            phases[label] = actions
+            state = "PASS" if rc == 0 else "FAIL"
+            print(f"==> {state}   molecule test -s {name} (Debian {rel}) in {took}s "
+                  f"({_spent(actions)}) [{len(results)}/{total}] log: {log.relative_to(ROOT)}",
+                  flush=True)
+            if rc != 0:
+                sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
+                print(f"==> end of log {label}", flush=True)
+            lock.notify_all()
+
+    suite_cpu = _cpu()
     threads = [threading.Thread(target=worker) for _worker in range(max(1, workers))]
+    threads += [threading.Thread(target=opportunist) for _extra in range(max(0, extra))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    print(f"==> the CPU was {_idle_since(suite_cpu):.0%} idle over the scenarios", flush=True)
     history_file.write_text(yaml.safe_dump(history))
     (LOGS / "actions.yml").write_text(yaml.safe_dump(phases, sort_keys=True))
     for label, took, rc in sorted(results):
@@ -183,13 +235,15 @@ def main():
     run_p = sub.add_parser("run")
     run_p.add_argument("names", nargs="*")
     run_p.add_argument("--workers", type=int, default=int(os.environ.get("DJANGOPROD_TEST_WORKERS", "2")))
+    run_p.add_argument("--extra", type=int, default=int(os.environ.get("DJANGOPROD_TEST_EXTRA_WORKERS", "1")),
+                       help="workers that start a job only while the CPU is idle (default 1)")
     run_p.add_argument("--summary", help="append 'PASS|FAIL label (s)' lines to this file")
     args = parser.parse_args()
     if args.cmd == "list":
         for name, rel in jobs([]):
             print(f"{name}@{rel}")
         return 0
-    failed, count = run(jobs(args.names), args.workers)
+    failed, count = run(jobs(args.names), args.workers, args.extra)
     if args.summary:
         with open(args.summary, "a", encoding="utf-8") as handle:
             handle.write(f"{count - failed} {failed}\n")

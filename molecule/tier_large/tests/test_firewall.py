@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from helpers.stack import fleet, journal
+from helpers.stack import address, fleet, journal
 
 UNIT = "djangoprod-firewall.service"
 
@@ -15,12 +15,8 @@ def hosts():
     return fleet()
 
 
-def _address(host):
-    return host.ansible("setup", "gather_subset=!all,network")["ansible_facts"]["ansible_default_ipv4"]["address"]
-
-
 def test_database_servers_admit_the_app_and_each_other(hosts):
-    addresses = {name: _address(host) for name, host in hosts.items()}
+    addresses = {name: address(host) for name, host in hosts.items()}
     for name in ("db1", "db2", "db3"):
         host = hosts[name]
         assert host.service(UNIT).is_running, journal(host, UNIT)
