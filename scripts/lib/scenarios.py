@@ -113,16 +113,10 @@ def _molecule_test(name, env, log, start):
     return rc, actions
 
 
-def _clean_slate(name, ephemeral):
-    """What an earlier run of the scenario may have left: its containers, its network and
-    molecule's state (which would make molecule skip the create step). The test sequence has no
-    leading destroy: this costs two docker calls, a destroy step a whole playbook run."""
-    ids = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter", f"label=djangoprod.scenario={name}"],
-                         capture_output=True, text=True, check=False).stdout.split()
-    if ids:
-        subprocess.run(["docker", "rm", "--force", "--volumes", *ids], capture_output=True, check=False)
-    subprocess.run(["docker", "network", "rm", f"djangoprod-{name.replace('_', '-')}"],
-                   capture_output=True, check=False)
+def _clean_slate(ephemeral):
+    """Molecule's state from an earlier run of the job (it would make molecule skip the create
+    step, which replaces any container an earlier run left). The test sequence has no leading
+    destroy: this costs nothing, a destroy step a whole playbook run."""
     shutil.rmtree(ephemeral, ignore_errors=True)
 
 
@@ -194,7 +188,7 @@ def run(selected, workers, extra=0, idle_threshold=0.4, window=20):
         log = LOGS / f"{name}@{rel}.log"
         ephemeral = ROOT / ".cache" / "molecule" / label
         env = {**os.environ, "DJANGOPROD_RELEASE": rel, "MOLECULE_EPHEMERAL_DIRECTORY": str(ephemeral)}
-        _clean_slate(name, ephemeral)
+        _clean_slate(ephemeral)
         print(f"==> start  molecule test -s {name} (Debian {rel})", flush=True)
         start = time.monotonic()
         rc, actions = _molecule_test(name, env, log, start)
