@@ -43,4 +43,4 @@ def test_a_redis_layout_that_cannot_work_stops_the_preflight(tmp_path, counts, e
     flat = " ".join(out.split())
     assert rc != 0, out[-3000:]
     assert message in flat, out[-3000:]
-    assert "TASK [Preflight | Check the Redis Sentinels]" in out, out[-3000:]
+    assert "TASK [Preflight | Check the site, the inventory groups and the Redis Sentinels]" in out, out[-3000:]

@@ -35,70 +35,75 @@ BAD_RELEASES = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", tempf
 PYTHON_399 = str(BAD_RELEASES / "python-3.99.tar.gz")
 NO_REQUIREMENTS = str(BAD_RELEASES / "no-requirements.tar.gz")
 
-# Rows of (extra vars, words of the expected message).
+# Rows of (extra vars, words of the expected message, the run it shares). Runs by the check that
+# stops them: "stack" the preflight's check of the site, groups and Sentinels; "host" its check of
+# the stack variables' rules and secrets; "spec" the roles' argument specs; "common", "django",
+# "nginx" and the other role names each role's own checks (tasks/checks.yml).
 BAD_INPUT = [
     # No name at all; a name with its scheme; a malformed name, with or without an ACME server.
-    ({"stack_domains": []}, "stack_domains is empty"),
+    ({"stack_domains": []}, "stack_domains is empty", "stack"),
     ({"stack_domains": ["https://shop.example.com"]},
-     'stack_domains: "https://shop.example.com" is not a host name or an IP address'),
+     'stack_domains: "https://shop.example.com" is not a host name or an IP address', "stack-scheme"),
     ({"stack_domains": ["shop..example.com"]},
-     'stack_domains: "shop..example.com" is not a host name or an IP address'),
+     'stack_domains: "shop..example.com" is not a host name or an IP address', "stack-malformed"),
     ({"stack_domains": ["shop.example.com", "bad_name.example.com"], "stack_acme_enabled": True,
       "stack_acme_email": "ops@example.com"},
-     'stack_domains: "bad_name.example.com" is not a name an ACME server can validate'),
+     'stack_domains: "bad_name.example.com" is not a name an ACME server can validate', "stack-acme-name"),
     # A name an ACME server cannot validate over HTTP.
     ({"stack_domains": ["localhost", "10.0.0.5"], "stack_acme_enabled": True,
       "stack_acme_email": "ops@example.com"},
-     'stack_domains: "localhost", "10.0.0.5" are not a name an ACME server can validate'),
+     'stack_domains: "localhost", "10.0.0.5" are not a name an ACME server can validate', "stack-acme-local"),
     # Certificates from an ACME server need an account email.
-    ({"stack_acme_enabled": True}, "stack_acme_email must be the email address of the account"),
+    ({"stack_acme_enabled": True}, "stack_acme_email must be the email address of the account", "stack"),
     ({"stack_acme_enabled": True, "stack_acme_email": "ops at example.com"},
-     'the account at the ACME server (expiry notices go there), found "ops at example.com"'),
+     'the account at the ACME server (expiry notices go there), found "ops at example.com"', "stack-acme-email"),
     # Celery hosts need the Celery application.
-    ({"stack_celery_app": ""}, "stack_celery_app must name the project's Celery application"),
-    # Management commands: where they run, their names and commands, systemd's own calendar check.
+    ({"stack_celery_app": ""}, "stack_celery_app must name the project's Celery application", "stack"),
+    # Management commands: where they run, their names and commands, systemd's own calendar check
+    # (read only once the commands are well formed).
     ({"stack_app_timers": [{"name": "x", "command": "clearsessions", "on_calendar": "daily", "group": "web"}]},
-     "an entry's group must be one of app, worker, beat"),
+     "an entry's group must be one of app, worker, beat", "stack"),
     ({"stack_app_services": [{"name": "Send Alerts", "command": "sendalerts"}]},
-     "django_services and django_timers are lists of {name, command}"),
+     "django_services and django_timers are lists of {name, command}", "django"),
     ({"stack_app_services": [{"name": "alerts", "command": ""}]},
-     "django_services and django_timers are lists of {name, command}"),
+     "django_services and django_timers are lists of {name, command}", "django-empty-command"),
     ({"stack_app_timers": [{"name": "reports", "command": "sendreports", "on_calendar": "every tuesday"}]},
-     "django_timers: systemd cannot read the on_calendar of reports"),
-    ({"stack_static_root": "../static"}, "django_static_root must be a path relative to the release"),
+     "django_timers: systemd cannot read the on_calendar of reports", "django-calendar"),
+    ({"stack_static_root": "../static"}, "django_static_root must be a path relative to the release", "django"),
     # The code to deploy, what it needs and the host's Python, before any host changes.
     ({"stack_app_archive": "/nonexistent/demo.tar.gz"},
-     "django_archive_src: /nonexistent/demo.tar.gz is not a file on the controller"),
+     "django_archive_src: /nonexistent/demo.tar.gz is not a file on the controller", "django"),
     ({"stack_app_archive": NO_REQUIREMENTS},
-     f"django_requirements_file: requirements.txt is not in the archive {NO_REQUIREMENTS}"),
+     f"django_requirements_file: requirements.txt is not in the archive {NO_REQUIREMENTS}", "django-empty-command"),
     ({"stack_app_archive": PYTHON_399},
-     "the release asks for Python >=3.99 (requires-python in its pyproject.toml), and django_python"),
-    ({"stack_app_env": {"DB-HOST": "x"}}, "Names in django_env_extra must be shell identifiers: DB-HOST"),
+     "the release asks for Python >=3.99 (requires-python in its pyproject.toml), and django_python",
+     "django-calendar"),
+    ({"stack_app_env": {"DB-HOST": "x"}}, "Names in django_env_extra must be shell identifiers: DB-HOST", "django"),
     # Load balancers in front: addresses or networks only; the nginx role's own lists too.
     ({"stack_trusted_proxies": ["10.0.0.0/8", "lb.example.test"]},
      ('stack_trusted_proxies: entries must be IPv4 or IPv6 addresses or networks without host bits '
-      '(10.0.0.5, 10.0.0.0/24, fd00::/64), got "lb.example.test"')),
+      '(10.0.0.5, 10.0.0.0/24, fd00::/64), got "lb.example.test"'), "stack"),
     ({"nginx_rate_limit_allowlist": ["127.0.0.1", "10.1.2.3/16"]},
      ('nginx_rate_limit_allowlist: entries must be IPv4 or IPv6 addresses or networks without host '
-      'bits (10.0.0.5, 10.0.0.0/24, fd00::/64), got "10.1.2.3/16"')),
+      'bits (10.0.0.5, 10.0.0.0/24, fd00::/64), got "10.1.2.3/16"'), "nginx"),
     ({"nginx_real_ip_header": "X-Forwarded-For; proxy_pass x"},
-     "nginx_real_ip_header: a header name such as X-Forwarded-For or X-Real-IP, or proxy_protocol"),
+     "nginx_real_ip_header: a header name such as X-Forwarded-For or X-Real-IP, or proxy_protocol", "nginx"),
     # An unknown TLS profile, checked against the nginx role's argument spec.
-    ({"nginx_tls_profile": "old"}, "nginx_tls_profile must be one of: intermediate, modern, got: old"),
+    ({"nginx_tls_profile": "old"}, "nginx_tls_profile must be one of: intermediate, modern, got: old", "spec"),
 ]
 
 # Firewall input that could lock the operator out.
 FIREWALL_LOCKOUT = [
-    ({"common_firewall_ssh_ports": []}, "common_firewall_ssh_ports is empty"),
-    ({"common_firewall_ssh_ports": [0]}, "common_firewall_ssh_ports: a port must be from 1 to 65535"),
+    ({"common_firewall_ssh_ports": []}, "common_firewall_ssh_ports is empty", "common"),
+    ({"common_firewall_ssh_ports": [0]}, "common_firewall_ssh_ports: a port must be from 1 to 65535", "common-port-0"),
     ({"common_firewall_public_ports": [443, 70000]},
-     "common_firewall_public_ports: a port must be from 1 to 65535"),
+     "common_firewall_public_ports: a port must be from 1 to 65535", "common"),
     ({"common_firewall_allow_extra": [{"ports": [65536], "sources": ["10.0.0.5"]}]},
-     "common_firewall_allow_extra: a port must be from 1 to 65535"),
+     "common_firewall_allow_extra: a port must be from 1 to 65535", "common"),
     ({"common_firewall_ssh_ports": [2222], "common_firewall_public_ports": [80, 443, 2222]},
-     "A port taken twice in common_firewall_ssh_ports and common_firewall_public_ports: 2222"),
+     "A port taken twice in common_firewall_ssh_ports and common_firewall_public_ports: 2222", "common-twice"),
     ({"common_firewall_allow_extra": [{"ports": [9100], "sources": ["monitoring.example"]}]},
-     "sources must be IPv4 or IPv6 addresses"),
+     "sources must be IPv4 or IPv6 addresses", "common-port-0"),
 ]
 
 
@@ -106,28 +111,48 @@ FIREWALL_LOCKOUT = [
 # set; each role's (roles/<role>/meta/input_rules.yml) the role variable. Ranges, sizes and times
 # as each daemon spells them, relations, and secrets the world knows.
 RULES = [
-    ({"stack_app_name": "my app"}, "stack_app_name must be a name of lower-case letters, digits"),
-    ({"stack_app_port": 70000}, "stack_app_port must be a port from 1 to 65535, got 70000"),
+    ({"stack_app_name": "my app"}, "stack_app_name must be a name of lower-case letters, digits", "host"),
+    ({"stack_app_port": 70000}, "stack_app_port must be a port from 1 to 65535, got 70000", "host"),
     ({"stack_secret_key": "django-insecure-" + "k3y" * 20},
-     "stack_secret_key must be at least 50 characters with at least 5 different ones, not a 'django-insecure-'"),
-    ({"stack_secret_key": "changeme"}, "stack_secret_key is a placeholder, not a secret"),
-    ({"stack_db_password": EXAMPLE_DB_PASSWORD}, "stack_db_password is a value the world knows"),
+     "stack_secret_key must be at least 50 characters with at least 5 different ones, not a 'django-insecure-'",
+     "host"),
+    ({"stack_secret_key": "changeme"}, "stack_secret_key is a placeholder, not a secret", "host-placeholder"),
+    ({"stack_db_password": EXAMPLE_DB_PASSWORD}, "stack_db_password is a value the world knows", "host"),
     ({"stack_redis_cache_password": "test-only-db-password"},
-     "stack_db_password and stack_redis_cache_password must differ, both are the same (values not shown)"),
-    ({"gunicorn_workers": 0}, "gunicorn_workers must be from 1 to 256, got 0"),
-    ({"postgresql_port": 70000}, "postgresql_port must be a port from 1 to 65535, got 70000"),
-    ({"postgresql_shared_buffers": "1 GB"}, "postgresql_shared_buffers must be a size as PostgreSQL spells it"),
-    ({"redis_cache_maxmemory": "2 GB"}, 'redis_cache_maxmemory must be a size as Redis spells it, without a space'),
-    ({"nginx_client_max_body_size": "25 MB"}, "nginx_client_max_body_size must be a size as nginx spells it"),
-    ({"nginx_rate_limit_rate": "20/s"}, "nginx_rate_limit_rate must be a rate as nginx spells it: 10r/s or 600r/m"),
-    ({"celery_soft_time_limit": 600}, "celery_soft_time_limit must be at most celery_time_limit (300), got 600"),
-    ({"common_locale": "en_US.ISO-8859-1"}, "common_locale must be a UTF-8 locale"),
+     "stack_db_password and stack_redis_cache_password must differ, both are the same (values not shown)",
+     "host-placeholder"),
+    ({"gunicorn_workers": 0}, "gunicorn_workers must be from 1 to 256, got 0", "gunicorn"),
+    ({"postgresql_port": 70000}, "postgresql_port must be a port from 1 to 65535, got 70000", "postgresql"),
+    ({"postgresql_shared_buffers": "1 GB"}, "postgresql_shared_buffers must be a size as PostgreSQL spells it",
+     "postgresql"),
+    ({"redis_cache_maxmemory": "2 GB"}, 'redis_cache_maxmemory must be a size as Redis spells it, without a space',
+     "redis"),
+    ({"nginx_client_max_body_size": "25 MB"}, "nginx_client_max_body_size must be a size as nginx spells it", "nginx"),
+    ({"nginx_rate_limit_rate": "20/s"}, "nginx_rate_limit_rate must be a rate as nginx spells it: 10r/s or 600r/m",
+     "nginx"),
+    ({"celery_soft_time_limit": 600}, "celery_soft_time_limit must be at most celery_time_limit (300), got 600",
+     "celery"),
+    ({"common_locale": "en_US.ISO-8859-1"}, "common_locale must be a UTF-8 locale", "common"),
     ({"logrotate_policies": [{"name": "demo app", "paths": ["/var/log/demo/*.log"]}]},
-     "logrotate_policies[0].name must be a file name"),
+     "logrotate_policies[0].name must be a file name", "logrotate"),
 ]
 
 # All tables, one row a test.
 ROWS = BAD_INPUT + FIREWALL_LOCKOUT + RULES
+
+
+def _runs():
+    """{run: extra vars of all its rows}, in the order of the runs' first rows. Rows of a run set
+    different variables (a variable set twice would hide one of them)."""
+    runs = {}
+    for extra, _message, run in ROWS:
+        merged = runs.setdefault(run, {})
+        assert not set(extra) & set(merged), (run, sorted(set(extra) & set(merged)))
+        merged.update(extra)
+    return runs
+
+
+RUNS = _runs()
 
 
 def write_bad_releases():
@@ -150,8 +175,8 @@ def write_bad_releases():
 
 @pytest.fixture(scope="module")
 def table_run(host, tmp_path_factory):
-    """Every row, three at a time, between two snapshots of the host: ({index: (rc, out,
-    changed)}, (files, pids) before, (files, pids) after)."""
+    """Every run, three at a time, between two snapshots of the host: ({run: (rc, out, changed)},
+    (files, pids) before, (files, pids) after)."""
     def state():
         return host.check_output(SNAPSHOT), {unit: main_pid(host, unit) for unit in UNITS}
 
@@ -161,24 +186,25 @@ def table_run(host, tmp_path_factory):
     before = state()
 
     # The directories first: pytest's base directory is not made safely from several threads.
-    directories = [tmp_path_factory.mktemp(f"row{index}") for index in range(len(ROWS))]
+    names = list(RUNS)
+    directories = {name: tmp_path_factory.mktemp(f"run-{name}") for name in names}
 
     facts = {"ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
              "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(tmp_path_factory.mktemp("facts"))}
 
-    def run(index):
-        return index, playbook(directories[index], "small.yml", ROWS[index][0], env=facts)
+    def run(name):
+        return name, playbook(directories[name], "small.yml", RUNS[name], env=facts)
 
-    results = dict([run(0)])
+    results = dict([run(names[0])])
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        results.update(pool.map(run, range(1, len(ROWS))))
+        results.update(pool.map(run, names[1:]))
     return results, before, state()
 
 
-@pytest.mark.parametrize("index", range(len(ROWS)), ids=[message for _extra, message in ROWS])
+@pytest.mark.parametrize("index", range(len(ROWS)), ids=[message for _extra, message, _run in ROWS])
 def test_bad_input_is_named_before_any_change(table_run, index):
     results, _before, _after = table_run
-    rc, out, changed = results[index]
+    rc, out, changed = results[ROWS[index][2]]
     assert rc != 0, out[-3000:]
     assert ROWS[index][1] in " ".join(out.split()), out[-3000:]
     assert changed and set(changed.values()) == {0}, out[-2000:]
