@@ -41,6 +41,15 @@ FORMATS = {
                      "a time span as systemd spells it: 30s, 5min or 1h"),
     "host": (rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$", "a host name or an IP address"),
     "url": (r"^[a-z][a-z0-9+.-]*://\S+$", "a URL such as https://acme.example.com/directory"),
+    "ip_or_network": (lambda text: _is_address(text) or _is_network(text),
+                      "an IPv4 or IPv6 address, or a network in CIDR form (10.0.0.5, 10.0.0.0/24, fd00::/64)"),
+    # The address column of pg_hba.conf: a network in CIDR form (an address alone would need a
+    # netmask column the role does not write), a host name or a domain after ".", or a keyword.
+    "pg_hba_address": (lambda text: _is_network(text) or text in ("all", "samehost", "samenet")
+                       or (re.search(rf"^\.?{_LABEL}(\.{_LABEL})*$", text) is not None
+                           and not re.search(r"^[0-9.]+$", text) and ":" not in text),
+                       ("a network in CIDR form (10.0.0.0/24, 10.0.0.5/32, fd00::/64), a host name, "
+                        "a domain after a dot (.example.com), all, samehost or samenet")),
     # Django's deploy check (security.W009) rejects a key shorter than 50 characters, with fewer
     # than 5 different characters, or made by startproject for development.
     "django_secret_key": (lambda text: len(text) >= 50 and len(set(text)) >= 5
@@ -53,7 +62,7 @@ PLACEHOLDER = re.compile(r"(?i)^(change[-_ ]?(me|it|this)\b.*|(my|the|your)?[-_ 
                          r"secret[-_ ]?key|key|token)s?[0-9]*|admin|root|test|demo|example|default|"
                          r"todo|fixme|x+|\*+|0+|1234.*|qwerty.*|letmein|s3cr3t|p[a@]ssw[o0]rd.*)$")
 _KEYS = {"min", "max", "port", "format", "match", "expect", "each", "nonempty", "differ", "at_most",
-         "secret", "unique", "fields"}
+         "secret", "unique", "fields", "keys", "values"}
 
 
 def _number(value):
@@ -85,6 +94,17 @@ def _json(value):
 def _is_address(value):
     try:
         ipaddress.ip_address(str(value).strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _is_network(value):
+    """An IPv4 or IPv6 network with its prefix length (host bits allowed)."""
+    if "/" not in str(value):
+        return False
+    try:
+        ipaddress.ip_network(str(value), strict=False)
         return True
     except ValueError:
         return False
@@ -145,6 +165,15 @@ def _value_errors(label, value, rule, secret):
         else:
             for field, field_rule in rule["fields"].items():
                 errors += _value_errors(f"{label}.{field}", value.get(field), field_rule, secret)
+    if rule.get("keys") or rule.get("values"):
+        if not isinstance(value, dict):
+            errors.append(f"{label} must be a mapping, {_shown(value, secret)}")
+        else:
+            for key, item in value.items():
+                if rule.get("keys"):
+                    errors += _value_errors(f"{label} (a key)", key, rule["keys"], secret)
+                if rule.get("values"):
+                    errors += _value_errors(f"{label}[{_json(key)}]", item, rule["values"], secret)
     if rule.get("each"):
         if not isinstance(value, list):
             errors.append(f"{label} must be a list, {_shown(value, secret)}")

@@ -33,6 +33,18 @@ UNITS = ["nginx.service", "demo.service", "postgresql@17-main.service", "redis-s
 # and the demo without its requirements file (the fixture writes them).
 BAD_RELEASES = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", tempfile.gettempdir())) / "bad-releases"
 PYTHON_399 = str(BAD_RELEASES / "python-3.99.tar.gz")
+# A repository on the host (outside the snapshot) whose main asks for Python 3.99 and whose branch
+# "bare" has no requirements file (the fixture writes it).
+BAD_REPO = "/var/tmp/bad-release.git"
+BAD_REPO_SCRIPT = f"""set -e
+rm -rf {BAD_REPO} {BAD_REPO}.work && mkdir {BAD_REPO}.work && cd {BAD_REPO}.work
+git init -q -b main
+printf 'django\\n' > requirements.txt
+printf '[project]\\nname = "demo"\\nversion = "1"\\nrequires-python = ">=3.99"\\n' > pyproject.toml
+git add . && git -c user.name=t -c user.email=t@example.test commit -qm python
+git checkout -q -b bare && git rm -q requirements.txt
+git -c user.name=t -c user.email=t@example.test commit -qm bare
+git clone -q --bare . {BAD_REPO} && cd / && rm -rf {BAD_REPO}.work"""
 NO_REQUIREMENTS = str(BAD_RELEASES / "no-requirements.tar.gz")
 
 # Rows of (extra vars, words of the expected message, the run it shares). Runs by the check that
@@ -78,6 +90,15 @@ BAD_INPUT = [
     ({"stack_app_archive": PYTHON_399},
      "the release asks for Python >=3.99 (requires-python in its pyproject.toml), and django_python",
      "django-calendar"),
+    # A git checkout, read on the host before anything changes: a repository the host cannot fetch,
+    # a commit without the requirements file, a commit that asks for a Python the host lacks.
+    ({"stack_app_source": "git", "stack_app_git_repo": "file:///var/tmp/missing.git"},
+     "cannot fetch main from file:///var/tmp/missing.git: fatal:",
+     "git-missing"),
+    ({"stack_app_source": "git", "stack_app_git_repo": "file://" + BAD_REPO, "stack_app_git_version": "bare"},
+     f"django_requirements_file: requirements.txt is not in bare of file://{BAD_REPO}", "git-bare"),
+    ({"stack_app_source": "git", "stack_app_git_repo": "file://" + BAD_REPO},
+     "the release asks for Python >=3.99 (requires-python in its pyproject.toml), and django_python", "git"),
     ({"stack_app_env": {"DB-HOST": "x"}}, "Names in django_env_extra must be shell identifiers: DB-HOST", "django"),
     # Load balancers in front: addresses or networks only; the nginx role's own lists too.
     ({"stack_trusted_proxies": ["10.0.0.0/8", "lb.example.test"]},
@@ -125,6 +146,20 @@ RULES = [
     ({"postgresql_port": 70000}, "postgresql_port must be a port from 1 to 65535, got 70000", "postgresql"),
     ({"postgresql_shared_buffers": "1 GB"}, "postgresql_shared_buffers must be a size as PostgreSQL spells it",
      "postgresql"),
+    # pg_hba.conf entries, names and schedules as PostgreSQL and systemd read them (systemd-analyze on
+    # the host judges a schedule that is not the role's default).
+    ({"postgresql_hba_entries": [{"type": "hostssl", "database": "demo", "user": "demo", "address": "10.0.0.5"}]},
+     "postgresql_hba_entries[0].address must be a network in CIDR form", "postgresql"),
+    ({"postgresql_hba_entries": [{"type": "host", "database": "all", "user": "all"}]},
+     ("an entry of type host, hostssl or hostnossl needs its address (a network in CIDR form such as "
+      "10.0.0.0/24), got none for all/all"), "postgresql-hba"),
+    ({"postgresql_backup_on_calendar": "every night"},
+     "postgresql_backup_on_calendar: systemd cannot read it as a calendar expression", "postgresql"),
+    ({"postgresql_synchronous_standbys": ["db9"]},
+     "postgresql_synchronous_standbys: db9 is not the name of a standby in postgresql_replicas (empty)",
+     "postgresql"),
+    ({"postgresql_users": [{"name": "demo-user", "password": "a-long-enough-pass-phrase"}]},
+     "postgresql_users[0].name must be a role name of letters, digits", "postgresql-hba"),
     ({"redis_cache_maxmemory": "2 GB"}, 'redis_cache_maxmemory must be a size as Redis spells it, without a space',
      "redis"),
     ({"nginx_client_max_body_size": "25 MB"}, "nginx_client_max_body_size must be a size as nginx spells it", "nginx"),
@@ -133,6 +168,17 @@ RULES = [
     ({"celery_soft_time_limit": 600}, "celery_soft_time_limit must be at most celery_time_limit (300), got 600",
      "celery"),
     ({"common_locale": "en_US.ISO-8859-1"}, "common_locale must be a UTF-8 locale", "common"),
+    # Names as Debian, pip, systemd, nginx and Redis read them.
+    ({"common_packages_extra": ["build essential"]},
+     "common_packages_extra[0] must be a Debian package name such as libpq-dev", "common"),
+    ({"django_venv_packages": ["gunicorn 27"]},
+     "django_venv_packages[0] must be a requirement such as gunicorn==27.0.1", "django"),
+    ({"gunicorn_worker_class": "gthread; rm -rf /"},
+     "gunicorn_worker_class must be a worker class such as gthread", "gunicorn"),
+    ({"nginx_gzip_types": ["text/css", "javascript"]}, "nginx_gzip_types[1] must be a MIME type such as text/css",
+     "nginx"),
+    ({"redis_acl_denied_commands": ["FLUSHALL now"]},
+     "redis_acl_denied_commands[0] must be a command or @category", "redis"),
     ({"logrotate_policies": [{"name": "demo app", "paths": ["/var/log/demo/*.log"]}]},
      "logrotate_policies[0].name must be a file name", "logrotate"),
 ]
@@ -181,6 +227,7 @@ def table_run(host, tmp_path_factory):
         return host.check_output(SNAPSHOT), {unit: main_pid(host, unit) for unit in UNITS}
 
     write_bad_releases()
+    host.run_expect([0], BAD_REPO_SCRIPT)
     # A request first: gunicorn starts on its socket's first connection.
     assert Site(host, "demo.example.test").request("GET", "/ready/")[0] == 200
     before = state()
