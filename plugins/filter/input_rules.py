@@ -41,6 +41,12 @@ FORMATS = {
                      "a time span as systemd spells it: 30s, 5min or 1h"),
     "host": (rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$", "a host name or an IP address"),
     "url": (r"^[a-z][a-z0-9+.-]*://\S+$", "a URL such as https://acme.example.com/directory"),
+    "debian_package": (r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+:~-]+)?$",
+                       "a Debian package name such as libpq-dev (with =version to pin one)"),
+    "systemd_unit": (r"^[A-Za-z0-9@._:-]+$", "a systemd unit name such as nginx or nginx.service"),
+    "sysctl_key": (r"^[a-z0-9_-]+(\.[A-Za-z0-9_*-]+)+$", "a kernel setting such as net.core.somaxconn"),
+    "systemd_directive": (r"^[A-Z][A-Za-z0-9]+$", "a systemd directive such as MemoryDenyWriteExecute"),
+    "redis_command": (r"^@?[a-z][a-z0-9_-]*(\|[a-z0-9_-]+)?$", "a command or @category such as flushdb or @dangerous"),
     "ip_or_network": (lambda text: _is_address(text) or _is_network(text),
                       "an IPv4 or IPv6 address, or a network in CIDR form (10.0.0.5, 10.0.0.0/24, fd00::/64)"),
     # The address column of pg_hba.conf: a network in CIDR form (an address alone would need a

@@ -89,8 +89,6 @@ BAD = [
      'common_sysctl_extra (a key) must be a kernel setting such as net.core.somaxconn, got "swappiness"'),
     ("django", {"django_venv_packages": ["gunicorn==27.0.1", "psycopg[binary]>=3.2, <4", "uvicorn[standard]"]}, None),
     ("django", {"django_venv_packages": ["gunicorn 27"]}, "django_venv_packages[0] must be a requirement such as"),
-    ("django", {"django_database_url": "postgres//demo:s3cret@db/demo"},
-     "django_database_url must be a URL such as https://acme.example.com/directory, (value not shown)"),
     ("django", {"django_check_deploy_silenced": ["W021"]}, "django_check_deploy_silenced[0] must be a check id"),
     ("django", {"django_check_deploy_silenced": ["security.W021", "oauth2_provider.W001", "fields.E300"]}, None),
     ("nginx", {"nginx_security_headers": {"Content-Security-Policy": "default-src 'self'"}}, None),
@@ -206,7 +204,8 @@ def test_every_role_has_rules_for_its_own_options(role):
         assert name in spec, f"{role}: a rule for {name}, which the argument spec does not know"
         for other in list(rule.get("differ") or []) + ([rule["at_most"]] if rule.get("at_most") else []):
             assert other in rules, f"{role}: {name} refers to {other}, which has no rule (its value is not read)"
-        nested = [rule] + [rule.get("each") or {}] + list((rule.get("each") or {}).get("fields", {}).values())
+        nested = ([rule, rule.get("each") or {}, rule.get("keys") or {}, rule.get("values") or {}]
+                  + list((rule.get("each") or {}).get("fields", {}).values()))
         for part in nested:
             assert part.get("format") in (None, *FORMATS), f"{role}: {name}: unknown format {part.get('format')}"
 

@@ -171,6 +171,9 @@ RULES = [
     # Names as Debian, pip, systemd, nginx and Redis read them.
     ({"common_packages_extra": ["build essential"]},
      "common_packages_extra[0] must be a Debian package name such as libpq-dev", "common"),
+    ({"django_database_url": "postgres//demo:s3cret-in-url@db/demo"},
+     ("django_database_url must be a URL such as postgresql://user:password@host:5432/name or "
+      "redis://:password@host:6379/0 (value not shown)"), "django"),
     ({"django_venv_packages": ["gunicorn 27"]},
      "django_venv_packages[0] must be a requirement such as gunicorn==27.0.1", "django"),
     ({"gunicorn_worker_class": "gthread; rm -rf /"},
