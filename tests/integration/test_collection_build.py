@@ -85,7 +85,7 @@ stack_app_name: demo
 stack_domains: [demo.example.test]
 stack_acme_email: ops@demo.example.test
 stack_app_source: git
-stack_app_git_repo: https://git.example.test/demo.git
+stack_app_git_repo: "file://{repo}"
 stack_django_settings_module: demo.settings
 stack_wsgi_app: demo.wsgi:application
 stack_celery_app: demo
@@ -99,10 +99,18 @@ stack_redis_broker_password: test-only-broker-password
 @pytest.fixture()
 def two_hosts(installed, tmp_path):
     """An inventory of two hosts on this machine's loopback (local connection): web1 carries
-    nginx, app1 everything else. Only the preflight runs against it: it changes nothing."""
+    nginx, app1 everything else. Only the preflight runs against it: it changes nothing. The
+    code is a repository on this machine, since the checks read the commit to deploy."""
     python = os.path.realpath(os.sys.executable)
+    repo = tmp_path / "demo.git"
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.test",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.test"}
+    repo.mkdir()
+    (repo / "requirements.txt").write_text("Django\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "demo"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
     (tmp_path / "group_vars" / "all").mkdir(parents=True)
-    (tmp_path / "group_vars" / "all" / "main.yml").write_text(GOOD_VARS)
+    (tmp_path / "group_vars" / "all" / "main.yml").write_text(GOOD_VARS.format(repo=repo))
     (tmp_path / "hosts.yml").write_text(
         "all:\n  hosts:\n"
         f"    web1: {{ansible_connection: local, ansible_python_interpreter: {python}}}\n"
