@@ -64,3 +64,24 @@ def test_a_failing_dpkg_query_fails_the_module(tmp_path):
     (bin_dir / "dpkg-query").chmod(0o755)
     result = _run(bin_dir, tmp_path)
     assert result["failed"] and "database broken" in result["msg"], result
+
+
+def _run_script(bin_dir, tmp_path, script, script_args):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"script": script, "script_args": script_args}}))
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "LISTING": LISTING}
+    proc = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True,
+                          check=False, env=env, timeout=60)
+    return json.loads(proc.stdout)
+
+
+def test_a_probe_script_runs_in_the_same_call(fake_dpkg, tmp_path):
+    result = _run_script(fake_dpkg, tmp_path, 'echo "zero $0"; echo "first $1"; echo "second $2"', ["a b", "c"])
+    assert result["changed"] is False and not result.get("failed"), result
+    assert result["stdout_lines"] == ["zero probe", "first a b", "second c"]
+    assert sorted(result["ansible_facts"]["packages"]) == ["libc6", "nginx"]
+
+
+def test_a_failing_probe_script_fails_the_module(fake_dpkg, tmp_path):
+    result = _run_script(fake_dpkg, tmp_path, "echo broken >&2; exit 3", [])
+    assert result["failed"] and "broken" in result["msg"] and result["rc"] == 3, result
