@@ -4,10 +4,13 @@ repositories: the commit a branch, an annotated tag or a commit id names, read f
 clone when it has that commit and from a shallow fetch otherwise; a version or repository that
 cannot be fetched; a host without git."""
 
+import functools
+import http.server
 import os
 import pathlib
 import shutil
 import subprocess
+import threading
 
 import pytest
 import yaml
@@ -84,3 +87,19 @@ def test_a_host_without_git(tmp_path):
     for tool in ("sh", "mktemp", "rm", "tr", "awk", "sed", "head"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     assert probe("file:///nowhere.git", "main", tmp_path / "none", path=str(bin_dir)) == ["nogit"]
+
+
+def test_a_server_that_cannot_fetch_shallowly_sends_the_whole_history(repo, tmp_path):
+    """git's dumb HTTP (a bare repository behind a plain web server) has no shallow fetch."""
+    bare = tmp_path / "served" / "shop.git"
+    git("clone", "-q", "--bare", str(repo), str(bare), cwd=tmp_path)
+    git("update-server-info", cwd=bare)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "served"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/shop.git"
+        assert probe(url, "main", tmp_path / "none") == ["requirements yes", "requires_python >=3.12"]
+        assert probe(url, "bare", tmp_path / "none") == ["requirements no", "requires_python >=3.12"]
+    finally:
+        server.shutdown()

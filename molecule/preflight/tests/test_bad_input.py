@@ -2,11 +2,16 @@
 nothing installed, no file written. The table of bad values runs against a converged host, in
 the tier_small scenario (molecule/tier_small/tests/test_bad_input.py)."""
 
+import functools
+import http.server
 import json
 import os
 import pathlib
 import re
+import socket
+import struct
 import subprocess
+import threading
 
 import pytest
 
@@ -109,5 +114,47 @@ def test_two_beat_hosts_fail_before_any_change(host, tmp_path, twin_inventory, b
     assert rc != 0
     assert "at most one host in group 'beat'" in out, out[-3000:]
     assert "celery_beat_enabled" in out
+    assert set(changed) == {0}
+    _assert_untouched(host, baseline)
+
+
+def _gateway(host):
+    """The container's default gateway: the controller's end of the scenario's docker network."""
+    for route in host.file("/proc/net/route").content_string.splitlines()[1:]:
+        fields = route.split()
+        if fields[1] == "00000000":
+            return socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
+    raise AssertionError("the container has no default route")
+
+
+@pytest.fixture()
+def served_repo(host, tmp_path):
+    """A repository on the controller whose main asks for Python 3.99, served over git's dumb HTTP
+    on the controller's end of the scenario's network only; its URL as the container reaches it."""
+    work, served = tmp_path / "work", tmp_path / "served"
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.test",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.test"}
+    work.mkdir()
+    (work / "requirements.txt").write_text("Django\n")
+    (work / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "1"\nrequires-python = ">=3.99"\n')
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-qm", "python 3.99"],
+                 ["clone", "-q", "--bare", ".", str(served / "demo.git")]):
+        subprocess.run(["git", *args], cwd=work, env=env, check=True, capture_output=True)
+    subprocess.run(["git", "update-server-info"], cwd=served / "demo.git", check=True, capture_output=True)
+    gateway = _gateway(host)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer((gateway, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://{gateway}:{server.server_address[1]}/demo.git"
+    server.shutdown()
+
+
+def test_a_git_release_is_read_on_the_controller_while_the_host_has_no_git(host, tmp_path, baseline, served_repo):
+    # The fresh host cannot read the commit itself; the controller reads it for the check.
+    assert host.run("command -v git").rc != 0
+    rc, out, changed = _run(tmp_path, {**GOOD_SECRET, "stack_app_source": "git", "stack_app_git_repo": served_repo})
+    assert rc != 0
+    assert "the release asks for Python >=3.99 (requires-python in its pyproject.toml), and django_python" in out, \
+        out[-3000:]
     assert set(changed) == {0}
     _assert_untouched(host, baseline)
