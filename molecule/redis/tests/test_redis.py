@@ -1,9 +1,13 @@
 """Behaviour of the two Redis instances: auth, sizing, persistence, eviction, listeners."""
 
+import pathlib
 import re
+import shlex
 import uuid
 
+import jinja2
 import pytest
+import yaml
 
 from helpers.stack import assert_sandboxed, public_listeners, sizing, tcp_listeners
 from helpers.stack import journal as _journal
@@ -276,3 +280,47 @@ def test_unit_sandbox_is_live(host, name):
 
 
 INSTANCE_DIRS = {"cache": "/var/lib/redis/cache", "broker": "/var/lib/redis/broker"}
+
+
+ROLE_VARS = pathlib.Path(__file__).resolve().parents[3] / "roles" / "redis" / "vars" / "main.yml"
+
+
+def _validate_command(name, path):
+    """The role's check of a candidate file (__redis_validate, or __redis_sentinel_validate)."""
+    data = yaml.safe_load(ROLE_VARS.read_text(encoding="utf-8"))
+    text = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(data[name]).render(data)
+    return text.replace("%s", shlex.quote(path))
+
+
+@pytest.mark.parametrize(("extra", "accepted"), [
+    ("", True),
+    ("maxmemory-policy sometimes", False),
+    ("maxmemory 2 GB", False),
+    ("user auditor on #00 ~* +@no-such-category", False),
+])
+def test_a_config_is_checked_by_a_throw_away_server(host, extra, accepted):
+    # The live cache config, as the role wrote it, with one directive appended: Redis itself
+    # judges the candidate, and the throw-away server leaves nothing behind.
+    candidate = f"/var/tmp/candidate-{uuid.uuid4().hex[:8]}.conf"
+    host.check_output(f"cp /etc/redis/redis-cache.conf {candidate}")
+    host.check_output(f"printf '%s\\n' {shlex.quote(extra)} >> {candidate}")
+    before = host.check_output("ls /tmp")
+    try:
+        result = host.run(_validate_command("__redis_validate", candidate))
+    finally:
+        host.run(f"rm -f {candidate}")
+    assert (result.rc == 0) == accepted, (extra, result.rc, result.stderr)
+    assert host.check_output("ls /tmp") == before
+    assert not host.run("pgrep -f '[r]edis-server.*--port 0'").stdout
+
+
+def test_a_sentinel_config_is_checked_in_sentinel_mode(host):
+    good = "port 26379\nsentinel monitor shop 127.0.0.1 6380 1\n"
+    for text, accepted in ((good, True), (good + "sentinel no-such-option shop 1\n", False)):
+        candidate = f"/var/tmp/sentinel-{uuid.uuid4().hex[:8]}.conf"
+        host.check_output(f"printf {shlex.quote(text)} > {candidate}")
+        try:
+            result = host.run(_validate_command("__redis_sentinel_validate", candidate))
+        finally:
+            host.run(f"rm -f {candidate}")
+        assert (result.rc == 0) == accepted, (text, result.rc, result.stderr)
