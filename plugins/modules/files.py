@@ -42,6 +42,7 @@ options:
           - V(link) makes a symbolic link to O(files[].src), replacing a link that points
             elsewhere; a file or directory at the path is an error.
           - V(absent) removes a file, link or directory tree.
+          - Every O(files[].path) must be absolute, without C(.) or C(..) components.
         type: str
         choices: [file, directory, link, absent]
         default: file
@@ -396,6 +397,10 @@ def main():
         path = entry["path"]
         if not os.path.isabs(path):
             module.fail_json(msg=f"{path}: path must be absolute", files=results)
+        # A "." or ".." component would make the entry act on another path than the one it names
+        # (state=absent on /etc/logrotate.d/.. removes /etc).
+        if any(part in (".", "..") for part in path.split("/")):
+            module.fail_json(msg=f"{path}: path must not have '.' or '..' components", files=results)
         if entry.get("template") is not None and entry.get("content") is None:
             module.fail_json(msg=f"{path}: template entries are rendered by the action plugin; "
                              "call the module as djangoprod.stack.files", files=results)

@@ -121,6 +121,16 @@ def test_relative_path_is_refused(tmp_path):
     assert result.get("failed") is True and "must be absolute" in result["msg"]
 
 
+@pytest.mark.parametrize("name", ["..", ".", "../kept", "./kept"])
+def test_a_dot_component_is_refused_before_anything_changes(tmp_path, name):
+    # state=absent on <dir>/.. would remove the parent of <dir>, with everything in it.
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "kept").write_text("kept")
+    result = run(tmp_path, [{"path": f"{tmp_path}/conf.d/{name}", "state": "absent"}])
+    assert result.get("failed") is True and "'.' or '..' components" in result["msg"], result
+    assert (tmp_path / "kept").read_text() == "kept" and (tmp_path / "conf.d").is_dir()
+
+
 def test_backup_keeps_the_replaced_file(tmp_path):
     target = tmp_path / "site.conf"
     target.write_text("old\n")
