@@ -31,6 +31,11 @@ options:
     description: The requirements file's path inside the release.
     type: str
     default: requirements.txt
+  checksum:
+    description: Also return the archive's SHA-256 (RV(_raw[].sha256)), which names its release.
+    type: bool
+    default: false
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""
@@ -54,8 +59,13 @@ _raw:
     requires_python:
       description: C(project.requires-python) of that C(pyproject.toml); an empty string when it has none.
       type: str
+    sha256:
+      description: The SHA-256 of the archive file, in hex.
+      type: str
+      returned: with O(checksum=true)
 """
 
+import hashlib
 import posixpath
 import re
 import tarfile
@@ -92,7 +102,7 @@ def _requires_python(text):
     return match.group(1) if match else ""
 
 
-def manifest(path, strip=0, requirements_file="requirements.txt"):
+def manifest(path, strip=0, requirements_file="requirements.txt", checksum=False):
     wanted = posixpath.normpath(requirements_file).lstrip("/")
     result = {"requirements_found": False, "pyproject_found": False, "requires_python": ""}
     try:
@@ -107,6 +117,12 @@ def manifest(path, strip=0, requirements_file="requirements.txt"):
                     result["pyproject_found"] = True
                     data = archive.extractfile(member).read()
                     result["requires_python"] = _requires_python(data.decode("utf-8", "replace")).strip()
+        if checksum:
+            digest = hashlib.sha256()
+            with open(path, "rb") as data:
+                for chunk in iter(lambda: data.read(1 << 20), b""):
+                    digest.update(chunk)
+            result["sha256"] = digest.hexdigest()
     except (OSError, tarfile.TarError) as exc:
         raise AnsibleLookupError(f"cannot read the release archive {path}: {to_native(exc)}") from exc
     return result
@@ -117,4 +133,5 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         strip = self.get_option("strip_components")
         requirements_file = self.get_option("requirements_file")
-        return [manifest(term, strip, requirements_file) for term in terms]
+        checksum = self.get_option("checksum")
+        return [manifest(term, strip, requirements_file, checksum) for term in terms]

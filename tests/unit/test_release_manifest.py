@@ -2,7 +2,9 @@
 release_manifest lookup) and how it judges the host's Python against it (the python_fits
 filter)."""
 
+import hashlib
 import io
+import pathlib
 import tarfile
 
 import pytest
@@ -30,6 +32,13 @@ def test_requirements_file_and_requires_python(tmp_path):
     path = archive(tmp_path, {"requirements.txt": "Django\n", "pyproject.toml": PYPROJECT})
     assert release_manifest.manifest(path) == {
         "requirements_found": True, "pyproject_found": True, "requires_python": ">=3.12"}
+
+
+def test_the_checksum_names_the_archive(tmp_path):
+    path = archive(tmp_path, {"requirements.txt": "Django\n"})
+    expected = hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+    assert release_manifest.manifest(path, checksum=True)["sha256"] == expected
+    assert "sha256" not in release_manifest.manifest(path)
 
 
 def test_a_missing_requirements_file_and_no_pyproject(tmp_path):
