@@ -26,13 +26,32 @@ FORMATS = {
                     "a dotted Python path such as myproject.settings"),
     "wsgi_app": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$",
                  "a module and its application such as myproject.wsgi:application"),
-    "absolute_path": (r"^/[^\s'\"\\;]*$", "an absolute path without spaces or quotes"),
+    "celery_app": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$",
+                   "a module, or a module and its Celery app, such as demo or demo.celery:app"),
+    # git reads an argument that starts with "-" as an option.
+    "git_repo": (r"^[^\s-]\S*$", "a repository URL or path without spaces that does not start with '-'"),
+    "git_version": (r"^[A-Za-z0-9_][A-Za-z0-9._/+@^~-]*$",
+                    "a branch, tag or commit id that does not start with '-' or '.'"),
+    # A value written as the rest of a config line (redis.conf, postgresql.conf, sysctl.d, a
+    # systemd drop-in): a newline would start a directive of its own. Numbers and booleans pass.
+    "one_line": (r"^[^\n\r]*$", "a value on one line (a newline would add a directive of its own)"),
+    "absolute_path": (r"^/(?!(.*/)?\.\.?(/|$))[^\s'\"\\;]*$",
+                      "an absolute path without spaces, quotes, or '.' and '..' components"),
+    # A directory the role creates and hands to a service user: never / or a system directory.
+    "owned_dir": (lambda text: _is_owned_dir(text),
+                  ("an absolute directory of its own, such as /srv/demo or /var/lib/demo (not /, a "
+                   "system directory such as /var or /var/log, nothing under /etc, /usr, /run or "
+                   "/tmp, and no '.' or '..' components)")),
+    # A file in a directory of files (/etc/logrotate.d, /etc/letsencrypt/live): never . or ..
+    "file_name": (r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                  "a file name of letters, digits, '.', '-' and '_' that does not start with '.'"),
     "url_path": (r"^/[A-Za-z0-9._~/-]*/$", "a URL path that starts and ends with '/', such as /static/"),
     "mode": (r"^0?[0-7]{3}$", "an octal mode such as 0660"),
     "redis_size": (r"(?i)^[0-9]+(b|k|kb|m|mb|g|gb)?$",
                    "a size as Redis spells it, without a space: 268435456, 256mb or 2gb"),
     "nginx_size": (r"^[0-9]+[kKmMgG]?$", "a size as nginx spells it, without a space: 512k, 10m or 1g"),
-    "nginx_time": (r"^([0-9]+(ms|s|m|h|d|w|M|y)? ?)+$", "a time as nginx spells it: 500ms, 60s, 5m or 1h"),
+    "nginx_time": (r"^([0-9]+(ms|s|m|h|d|w|M|y)?)+$",
+                   "a time as nginx spells it, without a space: 500ms, 60s, 5m, 1h or 1m30s"),
     "nginx_rate": (r"^[0-9]+r/[sm]$", "a rate as nginx spells it: 10r/s or 600r/m"),
     "pg_size": (r"^[0-9]+(B|kB|MB|GB|TB)?$",
                 "a size as PostgreSQL spells it, with its case-sensitive units: 8MB, 128MB or 4GB"),
@@ -67,6 +86,8 @@ FORMATS = {
 PLACEHOLDER = re.compile(r"(?i)^(change[-_ ]?(me|it|this)\b.*|(my|the|your)?[-_ ]?(password|passwd|secret|"
                          r"secret[-_ ]?key|key|token)s?[0-9]*|admin|root|test|demo|example|default|"
                          r"todo|fixme|x+|\*+|0+|1234.*|qwerty.*|letmein|s3cr3t|p[a@]ssw[o0]rd.*)$")
+# Formats that numbers and booleans meet as their text.
+_SCALAR_FORMATS = {"one_line"}
 _KEYS = {"min", "max", "port", "format", "match", "expect", "each", "nonempty", "differ", "at_most",
          "secret", "unique", "fields", "keys", "values"}
 
@@ -95,6 +116,22 @@ def _json(value):
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(value) if not isinstance(value, (list, dict)) else str(value)
+
+
+# Top-level directories no service directory belongs under, and those whose own children are
+# the system's (/var/log, /var/lib, /home/<user> is fine: /home is not listed).
+_SYSTEM_TREES = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin",
+                 "sys", "tmp", "usr"}
+_SYSTEM_PARENTS = {"var", "root"}
+
+
+def _is_owned_dir(value):
+    if not isinstance(value, str) or not re.search(r"^/[^\s'\"\\;]*$", value):
+        return False
+    parts = [part for part in value.split("/") if part]
+    if not parts or any(part in (".", "..") for part in parts) or parts[0] in _SYSTEM_TREES:
+        return False
+    return len(parts) >= (3 if parts[0] in _SYSTEM_PARENTS else 2)
 
 
 def _is_address(value):
@@ -150,6 +187,8 @@ def _value_errors(label, value, rule, secret):
         patterns.append((rule["match"], rule.get("expect") or f"a value matching {rule['match']}"))
     for pattern, expected in patterns:
         text = value if isinstance(value, str) else None
+        if rule.get("format") in _SCALAR_FORMATS and isinstance(value, (bool, int, float)):
+            text = str(value)
         test = pattern if callable(pattern) else (lambda string, regex=pattern: re.search(regex, string) is not None)
         good = text is not None and test(text)
         if rule.get("format") == "host" and text is not None and _is_address(text):

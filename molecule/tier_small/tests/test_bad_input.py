@@ -71,6 +71,7 @@ BAD_INPUT = [
      'the account at the ACME server (expiry notices go there), found "ops at example.com"', "stack-acme-email"),
     # Celery hosts need the Celery application.
     ({"stack_celery_app": ""}, "stack_celery_app must name the project's Celery application", "stack"),
+    ({"stack_hosts_down": ["pg-primary-typo"]}, 'stack_hosts_down: "pg-primary-typo" is not in the inventory', "stack"),
     # Management commands: where they run, their names and commands, systemd's own calendar check
     # (read only once the commands are well formed).
     ({"stack_app_timers": [{"name": "x", "command": "clearsessions", "on_calendar": "daily", "group": "web"}]},
@@ -134,6 +135,9 @@ FIREWALL_LOCKOUT = [
 RULES = [
     ({"stack_app_name": "my app"}, "stack_app_name must be a name of lower-case letters, digits", "host"),
     ({"stack_app_port": 70000}, "stack_app_port must be a port from 1 to 65535, got 70000", "host"),
+    # git would read a version that starts with "-" as an option of its own.
+    ({"stack_app_git_version": "--upload-pack=touch /tmp/x"},
+     "stack_app_git_version must be a branch, tag or commit id that does not start with '-' or '.'", "host"),
     ({"stack_secret_key": "django-insecure-" + "k3y" * 20},
      "stack_secret_key must be at least 50 characters with at least 5 different ones, not a 'django-insecure-'",
      "host"),
@@ -144,6 +148,7 @@ RULES = [
      "host-placeholder"),
     ({"gunicorn_workers": 0}, "gunicorn_workers must be from 1 to 256, got 0", "gunicorn"),
     ({"postgresql_port": 70000}, "postgresql_port must be a port from 1 to 65535, got 70000", "postgresql"),
+    ({"postgresql_port": 5433}, "postgresql_port=5433 on small (the stack uses 5432)", "ports"),
     ({"postgresql_shared_buffers": "1 GB"}, "postgresql_shared_buffers must be a size as PostgreSQL spells it",
      "postgresql"),
     # pg_hba.conf entries, names and schedules as PostgreSQL and systemd read them (systemd-analyze on
@@ -153,6 +158,10 @@ RULES = [
     ({"postgresql_hba_entries": [{"type": "host", "database": "all", "user": "all"}]},
      ("an entry of type host, hostssl or hostnossl needs its address (a network in CIDR form such as "
       "10.0.0.0/24), got none for all/all"), "postgresql-hba"),
+    ({"postgresql_hba_entries": [{"type": "host", "database": "demo", "user": "demo", "address": "10.0.0.0/24",
+                                  "method": "peer"}]},
+     "method peer works only with type local, and cert or a clientcert option only with type hostssl",
+     "postgresql-hba-method"),
     ({"postgresql_backup_on_calendar": "every night"},
      "postgresql_backup_on_calendar: systemd cannot read it as a calendar expression", "postgresql"),
     ({"postgresql_synchronous_standbys": ["db9"]},
@@ -184,6 +193,15 @@ RULES = [
      "redis_acl_denied_commands[0] must be a command or @category", "redis"),
     ({"logrotate_policies": [{"name": "demo app", "paths": ["/var/log/demo/*.log"]}]},
      "logrotate_policies[0].name must be a file name", "logrotate"),
+    # Paths that would act on a system directory: /etc/logrotate.d/.. is /etc.
+    ({"logrotate_policies_absent": [".."]}, "logrotate_policies_absent[0] must be a file name", "logrotate"),
+    # Two policies for one log: logrotate would refuse the duplicate entry, and fail every day.
+    ({"logrotate_policies": [{"name": "demo-app", "paths": ["/var/log/demo/app.log"]},
+                             {"name": "demo-more", "paths": ["/var/log/demo/app.log"]}]},
+     'logrotate_policies: the path "/var/log/demo/app.log" is in more than one policy', "logrotate-twice"),
+    ({"celery_log_dir": "/var/log"}, "celery_log_dir must be an absolute directory of its own", "celery"),
+    ({"nginx_proxy_read_timeout": "1m 30s"},
+     "nginx_proxy_read_timeout must be a time as nginx spells it, without a space", "nginx"),
 ]
 
 # All tables, one row a test.
