@@ -97,12 +97,12 @@ stack_redis_broker_password: test-only-broker-password
 
 
 @pytest.fixture()
-def two_hosts(installed, tmp_path):
+def two_hosts(installed, tmp_path, tmp_path_factory):
     """An inventory of two hosts on this machine's loopback (local connection): web1 carries
     nginx, app1 everything else. Only the preflight runs against it: it changes nothing. The
     code is a repository on this machine, since the checks read the commit to deploy."""
     python = os.path.realpath(os.sys.executable)
-    repo = tmp_path / "demo.git"
+    repo = tmp_path_factory.mktemp("repo") / "demo.git"
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.test",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.test"}
     repo.mkdir()
@@ -164,3 +164,23 @@ def test_wired_variable_in_inventory_group_vars_all_is_refused(installed, two_ho
     assert rc != 0
     assert "nginx_static_root: set in your inventory's group_vars/all" in out, out[-4000:]
     assert "group_vars/web" in out
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ("django_secure_hsts_seconds: 0\n", "django_secure_hsts_seconds (security.W004)"),
+    ("django_secure_ssl_redirect: false\ndjango_csrf_cookie_secure: false\n",
+     "django_secure_ssl_redirect (security.W008), django_csrf_cookie_secure (security.W016)"),
+])
+def test_a_setting_the_deploy_check_refuses_stops_the_preflight(installed, two_hosts, settings, named):
+    # Django's deploy check would stop the deploy on the host, after the environment file changed.
+    (two_hosts / "group_vars" / "app").mkdir()
+    (two_hosts / "group_vars" / "app" / "main.yml").write_text(settings)
+    rc, out = _preflight(installed, two_hosts)
+    assert rc != 0
+    assert f"{named}: Django's deploy check warns about this value" in out, out[-4000:]
+    # Left out of the deploy check, the same value passes.
+    checks = ("security.W004", "security.W008", "security.W016", "security.W021")
+    silenced = "".join(f"  - {check}\n" for check in checks)
+    (two_hosts / "group_vars" / "app" / "main.yml").write_text(settings + "django_check_deploy_silenced:\n" + silenced)
+    rc, out = _preflight(installed, two_hosts)
+    assert rc == 0, out[-4000:]

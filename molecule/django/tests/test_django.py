@@ -8,8 +8,11 @@ release is current.
 import hashlib
 import json
 import os
+import pathlib
 import re
 import shlex
+import shutil
+import tarfile
 import uuid
 
 import pytest
@@ -365,4 +368,41 @@ def test_a_run_that_stops_after_the_switch_is_finished_by_the_next(host, tmp_pat
     assert len(host.file("/var/tmp/demo-probe.starts").content_string.split()) == probe_starts + 1
     assert main_pid(host, "demo-manage-stamper.service") not in (0, stamper)
     # The note is gone with the restart: a further run restarts nothing (no switch, no change).
+    assert not host.file(f"{HOME}/releases/.restart-pending").exists
+
+
+REFUSED_MIGRATION = """from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("core", "0001_initial")]
+    operations = [migrations.AddField("note", "refused", models.BooleanField(default=False))]
+"""
+
+
+def test_a_release_the_deploy_check_refuses_leaves_the_database_and_current_alone(host, tmp_path):
+    """Django's deploy check runs before migrate: a release that fails it (DEBUG left on,
+    security.W018) stops the deploy with its new migration unapplied, `current` where it was and
+    the environment file as it was."""
+    release = tmp_path / "release"
+    shutil.copytree(pathlib.Path(__file__).resolve().parents[3] / "tests" / "demo", release,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3"))
+    (release / "core" / "migrations" / "0002_refused.py").write_text(REFUSED_MIGRATION)
+    with (release / "demo" / "settings.py").open("a") as settings:
+        settings.write("\nDEBUG = True\n")
+    archive = tmp_path / "refused.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(release, arcname=".")
+    current = host.file(f"{HOME}/current").linked_to
+    env = host.check_output("sha256sum /etc/demo/env")
+    applied = "from django.db.migrations.recorder import MigrationRecorder as R; " \
+              "print(R.Migration.objects.filter(app='core', name='0002_refused').exists())"
+
+    refused = os.path.join(os.path.dirname(os.path.dirname(__file__)), "refused.yml")
+    rc, out, _changed = playbook(tmp_path, refused, {"refused_archive": str(archive)})
+    assert rc != 0 and "security.W018" in out, out[-3000:]
+    assert "Apply database migrations" not in out, out[-3000:]
+    assert shell(host, applied) == "False"
+    assert host.file(f"{HOME}/current").linked_to == current
+    assert host.check_output("sha256sum /etc/demo/env") == env
     assert not host.file(f"{HOME}/releases/.restart-pending").exists
