@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# No-change re-run of the small and the medium tier, each converged by its molecule scenario
+# (tier_small: one container; tier_medium: ten hosts, m-outside left alone): after the scenario's
+# create, prepare and converge, RUNS more `molecule converge` runs, each of which must report
+# changed=0 on every host; the figure is the fastest. Hosts run in parallel, so the medium tier's
+# re-run should take about as long as the small tier's (issue: "nothing serialises the fleet
+# without a reason"). Not a test: figures only, on Debian 13.
+#   benchmarks/rerun.sh [RUNS]       (default 2; uses the scenarios' container names, so not while
+#                                    those scenarios run)
+source "$(dirname "$0")/../scripts/lib/common.sh"
+runs="${1:-2}"
+need_root
+DJANGOPROD_RELEASES=13 bootstrap_all
+tool_env
+cd "$ROOT" || exit 1
+scripts/build-demo-archive >/dev/null
+apt_install bc
+export DJANGOPROD_RELEASE=13
+work=$(mktemp -d)
+current=""
+trap '[ -n "$current" ] && molecule destroy -s "$current" >/dev/null 2>&1; rm -rf "$work"' EXIT
+
+declare -A best tasks hosts
+for scenario in tier_small tier_medium; do
+  current=$scenario
+  export MOLECULE_EPHEMERAL_DIRECTORY="$ROOT/.cache/molecule/bench-$scenario"
+  log "$scenario: create, prepare, converge (log in $work/$scenario.log)"
+  for action in destroy create prepare converge; do
+    molecule "$action" -s "$scenario" >>"$work/$scenario.log" 2>&1 ||
+      { tail -40 "$work/$scenario.log"; die "molecule $action -s $scenario failed"; }
+  done
+  for run in $(seq 1 "$runs"); do
+    start=$(date +%s.%N)
+    molecule converge -s "$scenario" >"$work/$scenario.rerun.log" 2>&1 ||
+      { tail -40 "$work/$scenario.rerun.log"; die "re-run $run of $scenario failed"; }
+    took=$(echo "$(date +%s.%N) - $start" | bc)
+    recaps=$(sed 's/\x1b\[[0-9;]*m//g' "$work/$scenario.rerun.log" | grep -E '^\s*│?\s*\S+\s+: ok=[0-9]+\s+changed=')
+    if echo "$recaps" | grep -vqE 'changed=0\b'; then
+      echo "$recaps"; die "re-run $run of $scenario changed something"
+    fi
+    log "$scenario: re-run $run took ${took} s (changed=0 on $(echo "$recaps" | wc -l) hosts)"
+    if [ -z "${best[$scenario]:-}" ] || [ "$(echo "$took < ${best[$scenario]}" | bc)" -eq 1 ]; then
+      best[$scenario]=$took
+    fi
+  done
+  hosts[$scenario]=$(echo "$recaps" | wc -l)
+  tasks[$scenario]=$(grep -cE '^\s*│?\s*TASK ' "$work/$scenario.rerun.log" || true)
+  molecule destroy -s "$scenario" >>"$work/$scenario.log" 2>&1 || true
+  current=""
+done
+
+printf '\nno-change re-run, Debian 13, %s cores, fastest of %s (seconds, molecule converge)\n' "$(nproc)" "$runs"
+for scenario in tier_small tier_medium; do
+  printf '  %-12s %2s hosts %4s tasks %8.1f\n' "$scenario" "${hosts[$scenario]}" "${tasks[$scenario]}" "${best[$scenario]}"
+done
+printf '  medium / small: %s\n' "$(echo "scale=2; ${best[tier_medium]} / ${best[tier_small]}" | bc)"
