@@ -241,3 +241,21 @@ def test_a_setting_postgres_refuses_is_never_written(host, tmp_path, settings, r
     assert set(changed.values()) == {0}, (changed, out[-3000:])
     assert host.file(conf).sha256sum == before
     assert main_pid(host, unit(host)) == pid
+
+
+def test_client_authentication_postgres_refuses_is_never_written(host, tmp_path):
+    """pg_hba.conf is parsed by the running server before it replaces the live file: an entry
+    PostgreSQL refuses (peer over TCP) fails the run with PostgreSQL's own words, changing nothing.
+    The role's checks refuse that entry first; they are skipped here as if the stack's preflight
+    had run them, to reach the second guard."""
+    hba = host.check_output("ls /etc/postgresql/*/main/pg_hba.conf")
+    before, pid = host.file(hba).sha256sum, main_pid(host, unit(host))
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    entry = {"type": "host", "database": "demo", "user": "demo", "address": "10.0.0.0/24", "method": "peer"}
+    rc, out, changed = playbook(tmp_path, converge, {"postgresql_hba_entries": [entry],
+                                                     "__djangoprod_checked_roles": ["postgresql"]})
+    assert rc != 0 and "peer authentication is only supported on local sockets" in out, out[-3000:]
+    assert set(changed.values()) == {0}, (changed, out[-3000:])
+    assert host.file(hba).sha256sum == before
+    assert main_pid(host, unit(host)) == pid
+    assert psql_admin(host, "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NOT NULL").stdout.strip() == "0"
