@@ -17,6 +17,8 @@ import re
 from ansible.errors import AnsibleFilterError
 
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A dotted module path, optionally with ":object" (gunicorn's and Celery's -A form).
+_MODULE_AND_OBJECT = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$"
 # format: (regular expression, what is expected). Sizes and times as each daemon reads them.
 FORMATS = {
     "name": (r"^[a-z][a-z0-9_-]{0,31}$",
@@ -24,10 +26,8 @@ FORMATS = {
               "characters (it names a system user, units and directories)")),
     "python_path": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
                     "a dotted Python path such as myproject.settings"),
-    "wsgi_app": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$",
-                 "a module and its application such as myproject.wsgi:application"),
-    "celery_app": (r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$",
-                   "a module, or a module and its Celery app, such as demo or demo.celery:app"),
+    "wsgi_app": (_MODULE_AND_OBJECT, "a module and its application such as myproject.wsgi:application"),
+    "celery_app": (_MODULE_AND_OBJECT, "a module, or a module and its Celery app, such as demo or demo.celery:app"),
     # git reads an argument that starts with "-" as an option.
     "git_repo": (r"^[^\s-]\S*$", "a repository URL or path without spaces that does not start with '-'"),
     "git_version": (r"^[A-Za-z0-9_][A-Za-z0-9._/+@^~-]*$",
