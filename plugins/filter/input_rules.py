@@ -16,6 +16,41 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+# Top-level directories no service directory belongs under, and those whose own children are
+# the system's (/var/log, /var/lib, /home/<user> is fine: /home is not listed).
+_SYSTEM_TREES = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin",
+                 "sys", "tmp", "usr"}
+_SYSTEM_PARENTS = {"var", "root"}
+
+
+def _is_owned_dir(value):
+    if not isinstance(value, str) or not re.search(r"^/[^\s'\"\\;]*$", value):
+        return False
+    parts = [part for part in value.split("/") if part]
+    if not parts or any(part in (".", "..") for part in parts) or parts[0] in _SYSTEM_TREES:
+        return False
+    return len(parts) >= (3 if parts[0] in _SYSTEM_PARENTS else 2)
+
+
+def _is_address(value):
+    try:
+        ipaddress.ip_address(str(value).strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _is_network(value):
+    """An IPv4 or IPv6 network with its prefix length (host bits allowed)."""
+    if "/" not in str(value):
+        return False
+    try:
+        ipaddress.ip_network(str(value), strict=False)
+        return True
+    except ValueError:
+        return False
+
+
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # A dotted module path, optionally with ":object" (gunicorn's and Celery's -A form).
 _MODULE_AND_OBJECT = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(:[A-Za-z_][A-Za-z0-9_]*)?$"
@@ -38,7 +73,7 @@ FORMATS = {
     "absolute_path": (r"^/(?!(.*/)?\.\.?(/|$))[^\s'\"\\;]*$",
                       "an absolute path without spaces, quotes, or '.' and '..' components"),
     # A directory the role creates and hands to a service user: never / or a system directory.
-    "owned_dir": (lambda text: _is_owned_dir(text),
+    "owned_dir": (_is_owned_dir,
                   ("an absolute directory of its own, such as /srv/demo or /var/lib/demo (not /, a "
                    "system directory such as /var or /var/log, nothing under /etc, /usr, /run or "
                    "/tmp, and no '.' or '..' components)")),
@@ -66,6 +101,7 @@ FORMATS = {
     "sysctl_key": (r"^[a-z0-9_-]+(\.[A-Za-z0-9_*-]+)+$", "a kernel setting such as net.core.somaxconn"),
     "systemd_directive": (r"^[A-Z][A-Za-z0-9]+$", "a systemd directive such as MemoryDenyWriteExecute"),
     "redis_command": (r"^@?[a-z][a-z0-9_-]*(\|[a-z0-9_-]+)?$", "a command or @category such as flushdb or @dangerous"),
+    "ip_address": (_is_address, "an IPv4 or IPv6 address such as 10.0.0.5 or fd00::5"),
     "ip_or_network": (lambda text: _is_address(text) or _is_network(text),
                       "an IPv4 or IPv6 address, or a network in CIDR form (10.0.0.5, 10.0.0.0/24, fd00::/64)"),
     # The address column of pg_hba.conf: a network in CIDR form (an address alone would need a
@@ -116,41 +152,6 @@ def _json(value):
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(value) if not isinstance(value, (list, dict)) else str(value)
-
-
-# Top-level directories no service directory belongs under, and those whose own children are
-# the system's (/var/log, /var/lib, /home/<user> is fine: /home is not listed).
-_SYSTEM_TREES = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin",
-                 "sys", "tmp", "usr"}
-_SYSTEM_PARENTS = {"var", "root"}
-
-
-def _is_owned_dir(value):
-    if not isinstance(value, str) or not re.search(r"^/[^\s'\"\\;]*$", value):
-        return False
-    parts = [part for part in value.split("/") if part]
-    if not parts or any(part in (".", "..") for part in parts) or parts[0] in _SYSTEM_TREES:
-        return False
-    return len(parts) >= (3 if parts[0] in _SYSTEM_PARENTS else 2)
-
-
-def _is_address(value):
-    try:
-        ipaddress.ip_address(str(value).strip("[]"))
-        return True
-    except ValueError:
-        return False
-
-
-def _is_network(value):
-    """An IPv4 or IPv6 network with its prefix length (host bits allowed)."""
-    if "/" not in str(value):
-        return False
-    try:
-        ipaddress.ip_network(str(value), strict=False)
-        return True
-    except ValueError:
-        return False
 
 
 def _value_errors(label, value, rule, secret):

@@ -135,6 +135,7 @@ FIREWALL_LOCKOUT = [
 RULES = [
     ({"stack_app_name": "my app"}, "stack_app_name must be a name of lower-case letters, digits", "host"),
     ({"stack_app_port": 70000}, "stack_app_port must be a port from 1 to 65535, got 70000", "host"),
+    ({"stack_private_address": "db.internal"}, "stack_private_address must be an IPv4 or IPv6 address", "host"),
     # git would read a version that starts with "-" as an option of its own.
     ({"stack_app_git_version": "--upload-pack=touch /tmp/x"},
      "stack_app_git_version must be a branch, tag or commit id that does not start with '-' or '.'", "host"),
@@ -167,6 +168,9 @@ RULES = [
     ({"postgresql_synchronous_standbys": ["db9"]},
      "postgresql_synchronous_standbys: db9 is not the name of a standby in postgresql_replicas (empty)",
      "postgresql"),
+    ({"postgresql_synchronous_count": 3},
+     "postgresql_synchronous_count (3) is more than the standbys in postgresql_synchronous_standbys (1)",
+     "postgresql"),
     ({"postgresql_users": [{"name": "demo-user", "password": "a-long-enough-pass-phrase"}]},
      "postgresql_users[0].name must be a role name of letters, digits", "postgresql-hba"),
     ({"redis_cache_maxmemory": "2 GB"}, 'redis_cache_maxmemory must be a size as Redis spells it, without a space',
@@ -191,6 +195,8 @@ RULES = [
      "nginx"),
     ({"redis_acl_denied_commands": ["FLUSHALL now"]},
      "redis_acl_denied_commands[0] must be a command or @category", "redis"),
+    ({"redis_sentinel_addresses": ["10.0.0.5:26379", "10.0.0.6:26379"], "redis_sentinel_quorum": 3},
+     "redis_sentinel_quorum (3) is more than the Sentinels in redis_sentinel_addresses (2)", "redis"),
     ({"logrotate_policies": [{"name": "demo app", "paths": ["/var/log/demo/*.log"]}]},
      "logrotate_policies[0].name must be a file name", "logrotate"),
     # Paths that would act on a system directory: /etc/logrotate.d/.. is /etc.
