@@ -44,7 +44,7 @@ for scenario in tier_small tier_medium; do
     fi
   done
   hosts[$scenario]=$(echo "$recaps" | wc -l)
-  tasks[$scenario]=$(grep -cE '^\s*│?\s*TASK ' "$work/$scenario.rerun.log" || true)
+  tasks[$scenario]=$(sed 's/\x1b\[[0-9;]*m//g' "$work/$scenario.rerun.log" | grep -cE '^\s*│?\s*TASK \[' || true)
   molecule destroy -s "$scenario" >>"$work/$scenario.log" 2>&1 || true
   current=""
 done
