@@ -392,18 +392,32 @@ def main():
         supports_check_mode=True,
     )
     files = Files(module)
-    results, changed_paths = [], []
+    # Every entry is checked before the first one changes anything: a bad path, mode, owner or
+    # group in the last entry must not leave the first ones written.
+    problems = []
     for entry in module.params["files"]:
         path = entry["path"]
         if not os.path.isabs(path):
-            module.fail_json(msg=f"{path}: path must be absolute", files=results)
+            problems.append(f"{path}: path must be absolute")
         # A "." or ".." component would make the entry act on another path than the one it names
         # (state=absent on /etc/logrotate.d/.. removes /etc).
-        if any(part in (".", "..") for part in path.split("/")):
-            module.fail_json(msg=f"{path}: path must not have '.' or '..' components", files=results)
+        elif any(part in (".", "..") for part in path.split("/")):
+            problems.append(f"{path}: path must not have '.' or '..' components")
         if entry.get("template") is not None and entry.get("content") is None:
-            module.fail_json(msg=f"{path}: template entries are rendered by the action plugin; "
-                             "call the module as djangoprod.stack.files", files=results)
+            problems.append(f"{path}: template entries are rendered by the action plugin; "
+                            "call the module as djangoprod.stack.files")
+        if entry["state"] != "absent":
+            try:
+                _mode(entry.get("mode"), path)
+                _uid(entry.get("owner"), path, module.check_mode)
+                _gid(entry.get("group"), path, module.check_mode)
+            except EntryError as exc:
+                problems.append(str(exc))
+    if problems:
+        module.fail_json(msg="; ".join(problems) + " (nothing was changed)", files=[], changed=False)
+    results, changed_paths = [], []
+    for entry in module.params["files"]:
+        path = entry["path"]
         try:
             changed = getattr(files, entry["state"])(path, entry)
         except (EntryError, OSError) as exc:

@@ -131,6 +131,19 @@ def test_a_dot_component_is_refused_before_anything_changes(tmp_path, name):
     assert (tmp_path / "kept").read_text() == "kept" and (tmp_path / "conf.d").is_dir()
 
 
+@pytest.mark.parametrize("last", [{"owner": "no-such-user"}, {"group": "no-such-group"}, {"mode": "0999"}])
+def test_a_bad_last_entry_leaves_the_first_ones_unwritten(tmp_path, last):
+    # The owner of a role run alone may not exist yet: nothing may be half written for it.
+    (tmp_path / "kept.conf").write_text("old\n")
+    entries = [{"path": f"{tmp_path}/kept.conf", "content": "new\n"},
+               {"path": f"{tmp_path}/logs", "state": "directory"},
+               {"path": f"{tmp_path}/logs/app.conf", "content": "x", **last}]
+    result = run(tmp_path, entries)
+    assert result.get("failed") is True and "(nothing was changed)" in result["msg"], result
+    assert result["changed"] is False
+    assert (tmp_path / "kept.conf").read_text() == "old\n" and not (tmp_path / "logs").exists()
+
+
 def test_backup_keeps_the_replaced_file(tmp_path):
     target = tmp_path / "site.conf"
     target.write_text("old\n")
