@@ -194,6 +194,18 @@ def test_a_run_keeps_the_certificate_while_the_acme_server_is_away(hosts, tmp_pa
     assert rc == 0 and changed == {"web1": 0}, out[-4000:]
 
 
+def test_a_missing_ca_bundle_stops_the_role_before_it_changes_anything(hosts, tmp_path):
+    web1 = hosts["web1"]
+    snapshot = ("find /etc/letsencrypt /etc/nginx /etc/systemd/system -xdev -type f -print0 | sort -z"
+                " | xargs -0 sha256sum --")
+    before = web1.check_output(snapshot)
+    rc, out, changed = converge(tmp_path, limit="web1", certbot_acme_ca_bundle="/etc/ssl/acme-test/missing.pem")
+    assert rc != 0 and changed == {"web1": 0}, out[-4000:]
+    assert "certbot_acme_ca_bundle: /etc/ssl/acme-test/missing.pem is not a file on web1" in " ".join(out.split()), \
+        out[-4000:]
+    assert web1.check_output(snapshot) == before
+
+
 def test_testssl_finds_nothing_medium_or_worse(hosts):
     acme, web1 = hosts["acme"], hosts["web1"]
     root = web1.file(PEBBLE_ROOT).content_string

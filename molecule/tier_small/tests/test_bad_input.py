@@ -208,6 +208,20 @@ RULES = [
     ({"celery_log_dir": "/var/log"}, "celery_log_dir must be an absolute directory of its own", "celery"),
     ({"nginx_proxy_read_timeout": "1m 30s"},
      "nginx_proxy_read_timeout must be a time as nginx spells it, without a space", "nginx"),
+    # Ports from 1 to 65535 and real addresses wherever a role takes address:port.
+    ({"gunicorn_listen": "10.0.0.5:70000"}, "gunicorn_listen must be a unix socket path", "gunicorn"),
+    ({"nginx_upstream_servers": ["app1:0"]}, "nginx_upstream_servers[0] must be unix:/path/to.sock", "nginx"),
+    # Passwords given to a role: placeholders at any depth, what redis.conf would split.
+    ({"postgresql_users": [{"name": "reports", "password": "changeme"}]},
+     "postgresql_users[0].password is a placeholder, not a secret", "postgresql-hba-method"),
+    ({"redis_admin_password": "three words here"},
+     "redis_admin_password must be at least 12 characters without spaces, quotes or backslashes", "redis"),
+    # PostgreSQL: a size without its unit, walsenders too few for the standbys.
+    ({"postgresql_work_mem": "4096"}, "postgresql_work_mem must be a size as PostgreSQL spells it",
+     "postgresql-hba-method"),
+    ({"postgresql_replicas": [{"name": "db2", "address": "10.0.0.6/32"}], "postgresql_max_wal_senders": 2},
+     "postgresql_max_wal_senders (2) must be at least the standbys in postgresql_replicas plus 2 (3)",
+     "postgresql-hba"),
 ]
 
 # All tables, one row a test.
