@@ -82,6 +82,17 @@ options:
           - Command run before a changed file replaces the old one; V(%s) stands for the
             temporary file. A non-zero exit fails the task and leaves the old file in place.
         type: str
+      unit_check:
+        description:
+          - Have C(systemd-analyze verify) read the new content of a systemd unit (C(.service),
+            C(.socket), C(.timer), C(.path), C(.target)) or of a drop-in (a file in C(<unit>.d/))
+            before anything of the call changes. A line it cannot parse (an unknown directive, a
+            value it refuses such as C(ProtectSystem=maybe) or a calendar it cannot read), or a
+            unit it refuses to load, fails the task with systemd's own words and nothing
+            written. A command the unit runs that is not installed yet does not count.
+          - Unset, it applies to the units and drop-ins under C(/etc/systemd/system/). Hosts
+            without C(systemd-analyze) skip it.
+        type: bool
 attributes:
   check_mode:
     description: Reports what would change and changes nothing.
@@ -209,6 +220,68 @@ def _gid(name, path, check_mode):
         if check_mode:
             return -1
         raise EntryError(f"{path}: group {name!r} does not exist")
+
+
+UNIT_DIR = "/etc/systemd/system/"
+# A drop-in is read as a part of a stub unit of its type: what systemd needs to load the unit at all.
+UNIT_STUBS = {".service": "[Service]\nExecStart=/bin/true\n",
+              ".socket": "[Socket]\nListenStream=/run/djangoprod-unit-check.sock\n",
+              ".timer": "[Timer]\nOnCalendar=daily\n",
+              ".path": "[Path]\nPathExists=/\n",
+              ".target": ""}
+
+
+def _unit_candidate(path, entry):
+    """(unit name, path of the candidate relative to the unit's directory) of an entry whose
+    content systemd should read first, or None."""
+    check = entry.get("unit_check")
+    if check is False or (check is None and not path.startswith(UNIT_DIR)):
+        return None
+    parent, base = os.path.split(path)
+    owner = os.path.basename(parent)
+    # A template (name@.service) cannot be loaded as such: its instance name@check.service can.
+    if owner.endswith(".d") and owner[:-2].endswith(tuple(UNIT_STUBS)):
+        unit = owner[:-2].replace("@.", "@check.")
+        return unit, f"{unit}.d/{base}"
+    if base.endswith(tuple(UNIT_STUBS)):
+        unit = base.replace("@.", "@check.")
+        return unit, unit
+    return None
+
+
+def _unit_errors(module, candidates):
+    """What systemd-analyze verify says is wrong with candidates [(path, unit, relative, data)]:
+    one message per file, in one run of systemd-analyze for all of them."""
+    exe = module.get_bin_path("systemd-analyze")
+    if not candidates or not exe:
+        return []
+    top = tempfile.mkdtemp(prefix="djangoprod-unit-check-")
+    try:
+        units, files = [], {}
+        for index, (path, unit, relative, data) in enumerate(candidates):
+            here = os.path.join(top, str(index))
+            os.makedirs(os.path.dirname(os.path.join(here, relative)))
+            if relative != unit:
+                with open(os.path.join(here, unit), "w", encoding="utf-8") as handle:
+                    handle.write(UNIT_STUBS[os.path.splitext(unit)[1]])
+            with open(os.path.join(here, relative), "wb") as handle:
+                handle.write(data)
+            units.append(os.path.join(here, unit))
+            files[path] = (os.path.join(here, relative), unit if relative == unit else None)
+        _rc, out, err = module.run_command([exe, "--man=no", "--recursive-errors=no", "verify"] + units)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    lines = (out + "\n" + err).splitlines()
+    errors = []
+    for path, (candidate, unit) in files.items():
+        # Lines about the file itself (parse errors), and for a whole unit what makes systemd
+        # refuse to load it; not a missing command or dependency, which a later step installs.
+        said = [line.replace(candidate, path) for line in lines
+                if line.startswith(candidate + ":")
+                or (unit and line.startswith(unit + ":") and line.rstrip().endswith("Refusing."))]
+        if said:
+            errors.append(f"{path}: systemd cannot read the new content: " + " ".join(said))
+    return errors
 
 
 class Files:
@@ -373,6 +446,24 @@ class Files:
                              f"the old file is left in place: {(err or out).strip()}")
 
 
+def _changed_units(entries):
+    """(entry, unit candidate, new content) of the unit files and drop-ins whose content changes."""
+    for entry in entries:
+        if entry["state"] != "file" or entry.get("content") is None:
+            continue
+        candidate = _unit_candidate(entry["path"], entry)
+        if candidate is None:
+            continue
+        data = to_bytes(entry["content"], errors="surrogate_or_strict")
+        try:
+            with open(os.path.realpath(entry["path"]), "rb") as handle:
+                if handle.read() == data:
+                    continue
+        except OSError:
+            pass
+        yield entry, candidate, data
+
+
 def main():
     entry_spec = {
         "path": {"type": "path", "required": True},
@@ -385,6 +476,7 @@ def main():
         "group": {"type": "str"},
         "mode": {"type": "str"},
         "validate": {"type": "str"},
+        "unit_check": {"type": "bool"},
         "backup": {"type": "bool", "default": False},
     }
     module = AnsibleModule(
@@ -413,6 +505,9 @@ def main():
                 _gid(entry.get("group"), path, module.check_mode)
             except EntryError as exc:
                 problems.append(str(exc))
+    if not problems:
+        problems = _unit_errors(module, [(entry["path"], *candidate, data)
+                                         for entry, candidate, data in _changed_units(module.params["files"])])
     if problems:
         module.fail_json(msg="; ".join(problems) + " (nothing was changed)", files=[], changed=False)
     results, changed_paths = [], []

@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import shutil
 import stat
 import subprocess
 import sys
@@ -142,6 +143,40 @@ def test_a_bad_last_entry_leaves_the_first_ones_unwritten(tmp_path, last):
     assert result.get("failed") is True and "(nothing was changed)" in result["msg"], result
     assert result["changed"] is False
     assert (tmp_path / "kept.conf").read_text() == "old\n" and not (tmp_path / "logs").exists()
+
+
+needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+
+
+@needs_systemd_analyze
+@pytest.mark.parametrize(("relative", "content", "said"), [
+    ("nginx.service.d/60-hardening.conf", "[Service]\nProtectSystem=maybe\n", "Failed to parse"),
+    ("nginx.service.d/60-hardening.conf", "[Service]\nProtectSytem=strict\n", "Unknown key"),
+    ("app-manage-reports.timer", "[Timer]\nOnCalendar=every tuesday\n", "calendar"),
+    ("demo.socket", "[Socket]\nListenStream=10.0.0.300:8000\n", "10.0.0.300:8000"),
+    ("redis-server@.service.d/60-x.conf", "[Service]\nMemoryDenyWriteExecute=perhaps\n", "Failed to parse"),
+])
+def test_a_unit_systemd_cannot_read_is_refused_before_anything_changes(tmp_path, relative, content, said):
+    (tmp_path / "other.conf").write_text("old\n")
+    entries = [{"path": f"{tmp_path}/other.conf", "content": "new\n"},
+               {"path": f"{tmp_path}/{relative}", "content": content, "unit_check": True}]
+    result = run(tmp_path, entries)
+    assert result.get("failed") is True, result
+    assert f"{tmp_path}/{relative}:2:" in result["msg"] and said in result["msg"], result["msg"]
+    assert "systemd cannot read the new content" in result["msg"] and "djangoprod-unit-check" not in result["msg"]
+    assert (tmp_path / "other.conf").read_text() == "old\n" and not (tmp_path / relative).exists()
+
+
+@needs_systemd_analyze
+def test_a_readable_unit_is_written_even_when_its_command_is_not_installed_yet(tmp_path):
+    entries = [{"path": f"{tmp_path}/demo.service", "unit_check": True,
+                "content": "[Unit]\nAfter=postgresql.service\n[Service]\nExecStart=/srv/demo/venv/bin/gunicorn\n"},
+               {"path": f"{tmp_path}/nginx.service.d/60-hardening.conf", "unit_check": True,
+                "content": "[Service]\nProtectSystem=strict\nReadWritePaths=/var/log/nginx\n"},
+               {"path": f"{tmp_path}/unchecked.service", "content": "[Service]\nNoSuchKey=1\n"}]
+    result = run(tmp_path, entries)
+    assert result.get("failed") is not True and result["changed"] is True, result
+    assert (tmp_path / "nginx.service.d" / "60-hardening.conf").exists()
 
 
 def test_backup_keeps_the_replaced_file(tmp_path):
