@@ -72,6 +72,8 @@ BAD_INPUT = [
     # Celery hosts need the Celery application.
     ({"stack_celery_app": ""}, "stack_celery_app must name the project's Celery application", "stack"),
     ({"stack_hosts_down": ["pg-primary-typo"]}, 'stack_hosts_down: "pg-primary-typo" is not in the inventory', "stack"),
+    ({"stack_postgres_synchronous_standbys": 1},
+     "stack_postgres_synchronous_standbys (1) is more than the hosts in group postgres_replica (0)", "stack"),
     # Management commands: where they run, their names and commands, systemd's own calendar check
     # (read only once the commands are well formed).
     ({"stack_app_timers": [{"name": "x", "command": "clearsessions", "on_calendar": "daily", "group": "web"}]},
