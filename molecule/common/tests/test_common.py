@@ -110,3 +110,14 @@ def test_a_rerun_puts_back_what_was_changed_by_hand(host, tmp_path):
     assert "Restart journald" in out and "Apply kernel settings" in out, out[-3000:]
     rc, out, changed = playbook(tmp_path, converge)
     assert rc == 0 and changed["common"] == 0, (changed, out[-3000:])
+
+
+def test_a_kernel_setting_the_host_lacks_is_refused_before_the_file_is_written(host, tmp_path):
+    """systemd-sysctl would skip it with a line in the journal, and the setting would silently do
+    nothing: the candidate file is refused, naming the key, and the live one stays."""
+    before = host.file("/etc/sysctl.d/60-djangoprod.conf").sha256sum
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    rc, out, _changed = playbook(tmp_path, converge, {"common_sysctl_extra": {"net.core.no_such_setting": 1}})
+    assert rc != 0, out[-3000:]
+    assert "the kernel of this host has no setting net.core.no_such_setting" in " ".join(out.split()), out[-3000:]
+    assert host.file("/etc/sysctl.d/60-djangoprod.conf").sha256sum == before
