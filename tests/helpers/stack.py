@@ -241,6 +241,24 @@ def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None, che
     return proc.returncode, out, changed
 
 
+def assert_bad_sandbox_taken_back(host, tmp_path, converge, variable, dropin, serving):
+    """A `*_hardening_properties` value systemd parses but the service cannot start in (a
+    ReadWritePaths entry that does not exist: 226/NAMESPACE): the run fails naming the variable,
+    the previous drop-in is back byte for byte with nothing left beside it, `serving()` (which
+    asserts) holds again, and the next run with the old values changes nothing."""
+    directory = shlex.quote(os.path.dirname(dropin))
+    before, listing = host.file(dropin).sha256sum, host.check_output(f"ls -A {directory}")
+    rc, out, _changed = playbook(tmp_path, converge, {variable: {"ReadWritePaths": "/nonexistent/djangoprod"}})
+    text = " ".join(out.split())
+    assert rc != 0, out[-3000:]
+    assert "did not start in the sandbox this run wrote" in text and variable in text, out[-3000:]
+    assert host.file(dropin).sha256sum == before
+    assert host.check_output(f"ls -A {directory}") == listing
+    serving()
+    rc, out, changed = playbook(tmp_path, converge)
+    assert rc == 0 and set(changed.values()) == {0}, out[-3000:]
+
+
 # Capability numbers (linux/capability.h) of the capabilities the collection's units keep.
 CAPABILITIES = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
                 "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10}
