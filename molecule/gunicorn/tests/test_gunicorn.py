@@ -1,9 +1,10 @@
 """Behaviour of gunicorn under systemd socket activation (tests run in file order)."""
 
 import json
+import pathlib
 import re
 
-from helpers.stack import install_helper, journal, main_pid, public_listeners, sizing, tcp_listeners
+from helpers.stack import install_helper, journal, main_pid, playbook, public_listeners, sizing, tcp_listeners
 from helpers.stack import wait_for as _wait_for
 
 SERVICE = "demo.service"
@@ -156,3 +157,20 @@ def test_control_socket_lives_in_the_runtime_directory(host):
     assert len(json.loads(out.stdout)["workers"]) == expected_workers(host), out.stdout
     errors = host.file("/var/log/demo/gunicorn-error.log").content_string
     assert "Control server error" not in errors, errors[-2000:]
+
+
+def test_a_worker_class_the_virtualenv_lacks_is_refused_before_the_config_is_written(host, tmp_path):
+    """gunicorn of the virtualenv reads the candidate config and loads its worker class before it
+    replaces the live one: a class whose package is not installed fails the run, and the live
+    config and the serving master stay as they were."""
+    conf = "/etc/gunicorn/demo.conf.py"
+    before = host.file(conf).sha256sum
+    assert host.run(f"{CURL} http://localhost/").rc == 0
+    pid = main_pid(host, SERVICE)
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    rc, out, _changed = playbook(tmp_path, converge, {"gunicorn_worker_class": "uvicorn.workers.UvicornWorker"})
+    assert rc != 0 and "the new content failed validation" in out, out[-3000:]
+    assert host.file(conf).sha256sum == before
+    assert main_pid(host, SERVICE) == pid
+    assert host.run(f"{CURL} http://localhost/").rc == 0, journal(host, SERVICE)
+
