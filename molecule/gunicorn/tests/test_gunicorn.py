@@ -173,4 +173,3 @@ def test_a_worker_class_the_virtualenv_lacks_is_refused_before_the_config_is_wri
     assert host.file(conf).sha256sum == before
     assert main_pid(host, SERVICE) == pid
     assert host.run(f"{CURL} http://localhost/").rc == 0, journal(host, SERVICE)
-
