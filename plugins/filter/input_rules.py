@@ -214,8 +214,8 @@ def _secret_errors(label, value, known):
         return []
     advice = "make a new one, e.g. with `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
     if hashlib.sha256(value.encode("utf-8")).hexdigest() in known:
-        return [f"{label} is a value the world knows (from the example inventories, whose vault password "
-                f"is public): {advice}"]
+        return [(f"{label} is a value the world knows (from the example inventories, whose vault password "
+                 f"is public): {advice}")]
     if PLACEHOLDER.match(value.strip()):
         return [f"{label} is a placeholder, not a secret: {advice}"]
     return []
