@@ -72,9 +72,12 @@ class ActionModule(ActionBase):
             entry.pop("vars", None)
             module_entries.append(entry)
 
+        module_args = {"files": module_entries}
+        if self._task.args.get("probe") is not None:
+            module_args["probe"] = self._task.args["probe"]
         result.update(self._execute_module(
             module_name="djangoprod.stack.files",
-            module_args={"files": module_entries},
+            module_args=module_args,
             task_vars=task_vars,
         ))
         return result

@@ -93,6 +93,15 @@ options:
           - Unset, it applies to the units and drop-ins under C(/etc/systemd/system/). Hosts
             without C(systemd-analyze) skip it.
         type: bool
+  probe:
+    description:
+      - A command, as a list of arguments run without a shell, that reads the host's state
+        before any entry is checked or applied, also in check mode; it must change nothing.
+      - Its output comes back in RV(probe), so a role that reads state (units, versions) just
+        before writing its files needs no module call of its own for it.
+      - A non-zero exit fails the task with nothing written.
+    type: list
+    elements: str
 attributes:
   check_mode:
     description: Reports what would change and changes nothing.
@@ -161,6 +170,24 @@ files:
       description: The copy of the replaced file, for entries with O(files[].backup).
       type: str
       returned: when a file with O(files[].backup) was replaced
+probe:
+  description: What the O(probe) command returned, read before any entry was applied.
+  returned: when O(probe) is set
+  type: dict
+  contains:
+    rc:
+      description: Its exit status, always 0 (another fails the task).
+      type: int
+    stdout:
+      description: Its standard output, without the trailing newline.
+      type: str
+    stdout_lines:
+      description: RV(probe.stdout) split into lines.
+      type: list
+      elements: str
+    stderr:
+      description: Its standard error.
+      type: str
 changed_paths:
   description: The paths that changed (or would change, in check mode), in order.
   returned: always
@@ -480,9 +507,19 @@ def main():
         "backup": {"type": "bool", "default": False},
     }
     module = AnsibleModule(
-        argument_spec={"files": {"type": "list", "elements": "dict", "required": True, "options": entry_spec}},
+        argument_spec={"files": {"type": "list", "elements": "dict", "required": True, "options": entry_spec},
+                       "probe": {"type": "list", "elements": "str"}},
         supports_check_mode=True,
     )
+    probe = None
+    if module.params["probe"]:
+        # Before anything else: the state the role decides on is the one before this call.
+        rc, out, err = module.run_command(module.params["probe"])
+        if rc != 0:
+            module.fail_json(msg=f"the probe {module.params['probe']!r} failed, rc {rc} (nothing was changed): "
+                                 f"{(err or out).strip()}", rc=rc, stdout=out, stderr=err, files=[], changed=False)
+        out = out.rstrip("\n")
+        probe = {"rc": rc, "stdout": out, "stdout_lines": out.splitlines(), "stderr": err.rstrip("\n")}
     files = Files(module)
     # Every entry is checked before the first one changes anything: a bad path, mode, owner or
     # group in the last entry must not leave the first ones written.
@@ -509,7 +546,8 @@ def main():
         problems = _unit_errors(module, [(entry["path"], *candidate, data)
                                          for entry, candidate, data in _changed_units(module.params["files"])])
     if problems:
-        module.fail_json(msg="; ".join(problems) + " (nothing was changed)", files=[], changed=False)
+        module.fail_json(msg="; ".join(problems) + " (nothing was changed)", files=[], changed=False,
+                         **({"probe": probe} if probe is not None else {}))
     results, changed_paths = [], []
     for entry in module.params["files"]:
         path = entry["path"]
@@ -524,6 +562,8 @@ def main():
         if changed:
             changed_paths.append(path)
     result = {"changed": bool(changed_paths), "files": results, "changed_paths": changed_paths}
+    if probe is not None:
+        result["probe"] = probe
     if module._diff and files.diffs:
         result["diff"] = files.diffs
     module.exit_json(**result)

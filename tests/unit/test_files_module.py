@@ -187,3 +187,38 @@ def test_backup_keeps_the_replaced_file(tmp_path):
     backup = result["files"][0]["backup_file"]
     assert pathlib.Path(backup).read_text() == "old\n" and target.read_text() == "new\n"
     assert "backup_file" not in run(tmp_path, [entry])["files"][0]
+
+
+def run_with_probe(tmp_path, entries, probe, check=False):
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+        "files": entries, "probe": probe, "_ansible_check_mode": check}}))
+    proc = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, check=False)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_the_probe_reads_the_state_before_the_entries(tmp_path, check):
+    target = tmp_path / "unit"
+    target.write_text("old\n")
+    result = run_with_probe(tmp_path, [{"path": str(target), "content": "new\n"}],
+                            ["sh", "-c", 'cat "$1"; echo second', "probe", str(target)], check=check)
+    assert result["probe"]["rc"] == 0, result
+    assert result["probe"]["stdout"] == "old\nsecond"
+    assert result["probe"]["stdout_lines"] == ["old", "second"]
+    assert result["changed_paths"] == [str(target)]
+    assert target.read_text() == ("old\n" if check else "new\n")
+
+
+def test_a_failing_probe_fails_with_nothing_written(tmp_path):
+    target = tmp_path / "f"
+    result = run_with_probe(tmp_path, [{"path": str(target), "content": "x"}],
+                            ["sh", "-c", "echo broken >&2; exit 3"])
+    assert result.get("failed") is True, result
+    assert "rc 3" in result["msg"] and "broken" in result["msg"] and "nothing was changed" in result["msg"]
+    assert not target.exists()
+
+
+def test_without_a_probe_the_result_has_none(tmp_path):
+    result = run(tmp_path, [{"path": f"{tmp_path}/f", "content": "x"}])
+    assert "probe" not in result
