@@ -1,6 +1,7 @@
 """The wiring gives each host's common role the fixed packages of the host's other roles (one apt
-transaction on a first converge), read from the roles themselves, never redis's. No host is
-contacted: the ad-hoc run only templates the playbooks' group_vars."""
+transaction on a first converge), read from the roles themselves; a Redis host's redis_packages,
+the role's default unless the inventory sets them. No host is contacted: the ad-hoc run only
+templates the playbooks' group_vars."""
 
 import json
 import os
@@ -14,6 +15,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 def fixed(role):
     return yaml.safe_load((ROOT / "roles" / role / "vars" / "main.yml").read_text())[f"__{role}_packages"]
+
+
+REDIS = yaml.safe_load((ROOT / "roles" / "redis" / "defaults" / "main.yml").read_text())["redis_packages"]
 
 
 def wired_packages(tmp_path, inventory):
@@ -52,10 +56,18 @@ def test_each_host_gets_its_roles_packages(tmp_path):
     assert wired["web1"] == fixed("nginx") + fixed("certbot")
     assert wired["app1"] == code
     assert wired["worker1"] == code
-    assert wired["db1"] == fixed("postgresql")  # and redis, whose packages it keeps to itself
+    assert wired["db1"] == fixed("postgresql") + REDIS
     assert wired["db2"] == fixed("postgresql")
-    assert wired["cache1"] == []
-    assert wired["sentinel1"] == []
+    assert wired["cache1"] == REDIS
+    assert wired["sentinel1"] == REDIS
+    assert REDIS == ["redis-server", "redis-tools"]
+
+
+def test_a_redis_host_gets_the_packages_the_inventory_gives(tmp_path):
+    wired = wired_packages(tmp_path, INVENTORY.replace("redis: {hosts: {db1: {}, cache1: {}}}",
+                                                       "redis: {hosts: {db1: {}, cache1: {redis_packages: [valkey]}}}"))
+    assert wired["cache1"] == ["valkey"]
+    assert wired["db1"] == fixed("postgresql") + REDIS
 
 
 def test_certbot_packages_only_where_certificates_come_from_acme(tmp_path):

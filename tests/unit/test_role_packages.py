@@ -26,8 +26,8 @@ def test_union_keeps_order_and_each_package_once():
 
 @pytest.mark.parametrize("role", ["gunicorn", "celery", "static", "redis"])
 def test_roles_without_a_fixed_list_add_nothing(role):
-    # redis keeps its packages in its defaults (redis_packages): the role masks the stock service
-    # before they arrive, so they must not come earlier.
+    # redis keeps its packages in its defaults (redis_packages), which the inventory may change:
+    # the wiring reads them itself.
     assert packages.role_packages([role]) == []
 
 

@@ -1,6 +1,7 @@
 """The first converge installs the packages of the host's roles in one apt transaction
 (common_packages_stack) and starts nginx and PostgreSQL once, configured: Debian's packages do not
-start them with their defaults at install (policy-rc.d)."""
+start them with their defaults at install (policy-rc.d), nor Debian's stock Redis service, which
+the redis role masks."""
 
 import re
 
@@ -21,12 +22,11 @@ def test_the_roles_packages_arrive_in_one_apt_transaction(host):
     with_server = [run for run in runs if "postgresql" in run]
     assert len(with_server) == 1, runs
     one = with_server[0]
-    # common's own, postgresql's, django's, nginx's and logrotate's, together
-    for package in ("curl", "postgresql", "python3-psycopg2", "python3-venv", "nginx", "logrotate"):
+    # common's own, postgresql's, django's, nginx's, logrotate's and redis's, together
+    for package in ("curl", "postgresql", "python3-psycopg2", "python3-venv", "nginx", "logrotate",
+                    "redis-server", "redis-tools"):
         assert package in one, f"{package} not in the transaction that installed postgresql: {sorted(one)}"
-    # redis's come later, after the redis role masked Debian's stock service
-    assert "redis-server" not in one
-    assert any("redis-server" in run for run in runs[runs.index(one) + 1:]), runs
+    assert [run for run in runs if "redis-server" in run] == [one], runs
 
 
 def test_nginx_and_postgresql_started_once_configured(host):
@@ -34,3 +34,9 @@ def test_nginx_and_postgresql_started_once_configured(host):
         log = host.check_output(f"journalctl --boot --unit '{unit}' --output=cat --no-pager")
         starts = sum(1 for line in log.splitlines() if line.startswith("Started "))
         assert starts == 1, f"{unit} started {starts} times since boot (once expected, from its role)"
+
+
+def test_the_stock_redis_service_never_ran(host):
+    log = host.check_output("journalctl --boot --unit redis-server.service --output=cat --no-pager")
+    assert not [line for line in log.splitlines() if line.startswith(("Started ", "Starting "))], log
+    assert host.check_output("systemctl is-enabled redis-server.service || true") == "masked"
