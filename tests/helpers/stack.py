@@ -241,6 +241,14 @@ def playbook(tmp_path, name, extra=None, limit=None, timeout=900, tags=None, che
     return proc.returncode, out, changed
 
 
+def task_ran(out, name):
+    """Whether the task `name` reported ok or changed in a playbook's output (a skipped task, or
+    one the run never reached, did not); the timestamp line of a profiling callback may follow
+    its banner."""
+    pattern = re.escape(name) + r"\] \*+\n(?:(?!TASK \[|skipping: ).*\n){0,2}(?:ok|changed): "
+    return re.search(pattern, out) is not None
+
+
 def assert_bad_sandbox_taken_back(host, tmp_path, converge, variable, dropin, serving):
     """A `*_hardening_properties` value systemd parses but the service cannot start in (a
     ReadWritePaths entry that does not exist: 226/NAMESPACE): the run fails naming the variable,

@@ -8,7 +8,7 @@ import subprocess
 import time
 import uuid
 
-from helpers.stack import beat_send_times, celery_processes, journal, main_pid
+from helpers.stack import beat_send_times, celery_processes, journal, main_pid, playbook, task_ran, wait_for
 
 WORKER = "demo-celery-worker.service"
 BEAT = "demo-celery-beat.service"
@@ -142,3 +142,14 @@ def test_guard_refuses_two_beat_hosts(host):
     one = subprocess.run(cmd + ["-e", '{"beat_guard_claimants": ["beat-a"]}'],
                          capture_output=True, text=True, env=env, timeout=120, check=False)
     assert one.returncode == 0, one.stdout + one.stderr
+
+
+def test_the_service_tag_alone_reads_the_units_and_starts_them(host, tmp_path):
+    """With --tags celery_service the configuration's call (which reads the units' state first)
+    is left out: the service tasks read the state themselves and start a stopped worker."""
+    assert host.run(f"systemctl stop {WORKER}").rc == 0
+    rc, out, changed = playbook(tmp_path, str(SCENARIO / "converge.yml"), tags="celery_service")
+    assert rc == 0, out[-3000:]
+    assert task_ran(out, "Read the worker and beat units' state"), out[-3000:]
+    assert min(changed.values()) >= 1, out[-3000:]
+    assert wait_for(lambda: host.service(WORKER).is_running), journal(host, WORKER)

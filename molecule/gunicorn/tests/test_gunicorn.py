@@ -4,7 +4,7 @@ import json
 import pathlib
 import re
 
-from helpers.stack import install_helper, journal, main_pid, playbook, public_listeners, sizing, tcp_listeners
+from helpers.stack import install_helper, journal, main_pid, playbook, public_listeners, sizing, task_ran, tcp_listeners
 from helpers.stack import wait_for as _wait_for
 
 SERVICE = "demo.service"
@@ -172,4 +172,18 @@ def test_a_worker_class_the_virtualenv_lacks_is_refused_before_the_config_is_wri
     assert rc != 0 and "the new content failed validation" in out, out[-3000:]
     assert host.file(conf).sha256sum == before
     assert main_pid(host, SERVICE) == pid
+    assert host.run(f"{CURL} http://localhost/").rc == 0, journal(host, SERVICE)
+
+
+def test_the_service_tag_alone_reads_the_socket_and_starts_it(host, tmp_path):
+    """With --tags gunicorn_service the configuration's call (which reads the socket's state
+    first) is left out: the service tasks read the state themselves and start a stopped socket."""
+    assert host.run("systemctl stop demo.socket demo.service").rc == 0
+    assert not host.socket("unix://" + SOCKET).is_listening
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    rc, out, changed = playbook(tmp_path, converge, tags="gunicorn_service")
+    assert rc == 0, out[-3000:]
+    assert task_ran(out, "Read the socket unit's state"), out[-3000:]
+    assert min(changed.values()) >= 1, out[-3000:]
+    assert wait_for(lambda: host.socket("unix://" + SOCKET).is_listening), journal(host, "demo.socket")
     assert host.run(f"{CURL} http://localhost/").rc == 0, journal(host, SERVICE)

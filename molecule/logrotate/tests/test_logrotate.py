@@ -1,9 +1,10 @@
 """Logs rotate and the writers keep writing to the new files."""
+import pathlib
 import time
 
 import pytest
 
-from helpers.stack import journal
+from helpers.stack import journal, playbook, task_ran
 
 WRITERS = {"demo-app": "demo-app-writer.service", "demo-gunicorn": "demo.service"}
 LOGS = {"demo-app": "/var/log/demo/app.log", "demo-gunicorn": "/var/log/demo/gunicorn-access.log"}
@@ -68,3 +69,15 @@ def test_timer_is_enabled_and_the_service_runs_clean(host):
     assert result.rc == 0, result.stderr + journal(host, "logrotate.service")
     assert host.check_output("systemctl show -p Result --value logrotate.service") == "success", \
         journal(host, "logrotate.service")
+
+
+def test_the_service_tag_alone_reads_the_timer_and_starts_it(host, tmp_path):
+    """With --tags logrotate_service the policies' call (which reads the timer's state first) is
+    left out: the service task reads the state itself and starts a stopped timer."""
+    assert host.run("systemctl stop logrotate.timer").rc == 0
+    converge = str(pathlib.Path(__file__).resolve().parents[1] / "converge.yml")
+    rc, out, changed = playbook(tmp_path, converge, tags="logrotate_service")
+    assert rc == 0, out[-3000:]
+    assert task_ran(out, "Read the timer's state"), out[-3000:]
+    assert min(changed.values()) >= 1, out[-3000:]
+    assert host.service("logrotate.timer").is_running, journal(host, "logrotate.timer")
