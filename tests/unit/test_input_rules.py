@@ -4,6 +4,7 @@ rule file well formed, its relations naming variables it has rules for, and ever
 of the role passing its rule."""
 
 import pathlib
+import re
 
 import pytest
 import yaml
@@ -338,6 +339,24 @@ def test_the_preflight_records_the_roles_it_checked():
     record = names.index("Preflight | Record which roles' input is checked on this host")
     assert loop < record == len(names) - 1
     assert "__djangoprod_checked_roles" in tasks[record]["ansible.builtin.set_fact"]
+
+
+def test_the_preflight_resolves_only_the_wirings_own_host_lists():
+    """The wiring values the preflight keeps as facts are the wiring's own (__stack_* of
+    group_vars/all), hold no secret, and are resolved before the role checks read them."""
+    tasks = yaml.safe_load((ROOT / "playbooks" / "preflight.yml").read_text(encoding="utf-8"))[0]["tasks"]
+    names = [task["name"] for task in tasks]
+    resolve = names.index("Preflight | Resolve the wiring's host lists and addresses once")
+    assert resolve < names.index("Preflight | Check each role's input on the hosts that run it")
+    assert resolve > names.index("Preflight | Gather the network facts of the hosts outside --limit")
+    facts = tasks[resolve]["ansible.builtin.set_fact"]
+    wiring = {}
+    for path in sorted((ROOT / "playbooks" / "group_vars" / "all").glob("*.yml")):
+        wiring.update(yaml.safe_load(path.read_text(encoding="utf-8")))
+    for name, value in facts.items():
+        assert name.startswith("__stack_") and name in wiring, name
+        assert value == "{{ " + name + " }}", name
+        assert not re.search("password|credential|secret|url", name), name
 
 
 def _stack_rules():

@@ -71,3 +71,25 @@ def test_preflight_and_wiring_derive_hosts_from_the_map():
     spelled = re.findall(r"groups\['(app|worker|beat|web)'\]", wiring)
     assert "__stack_role_hosts.gunicorn" in wiring and "__stack_role_hosts.django" in wiring
     assert set(spelled) <= {"worker", "beat"}, spelled  # which Celery units a host runs
+
+
+def _site_role_tasks():
+    for play in yaml.safe_load((ROOT / "playbooks/site.yml").read_text()):
+        assert not play.get("roles"), f"{play['name']}: a role under roles: enters through tasks/main.yml"
+        for task in play.get("tasks", []):
+            for action in ("ansible.builtin.import_role", "ansible.builtin.include_role"):
+                if action in task:
+                    yield task[action]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_stack_enters_each_role_where_its_spec_is_not_checked_again(role):
+    """site.yml enters every role through tasks/stack.yml, which runs tasks/main.yml and has no
+    argument spec (the preflight has checked the input against the role's main spec), while the
+    role run on its own keeps its main spec."""
+    entries = {entry["name"].removeprefix("djangoprod.stack."): entry.get("tasks_from") for entry in _site_role_tasks()}
+    assert entries[role] == "stack", f"site.yml enters {role} through {entries[role] or 'main'}"
+    tasks = yaml.safe_load((ROOT / "roles" / role / "tasks" / "stack.yml").read_text())
+    assert [task.get("ansible.builtin.import_tasks") for task in tasks] == ["main.yml"], role
+    specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    assert "main" in specs and "stack" not in specs, role
