@@ -187,3 +187,28 @@ def test_without_the_config_tag_the_service_reads_the_socket_and_starts_it(host,
     assert min(changed.values()) >= 1, out[-3000:]
     assert wait_for(lambda: host.socket("unix://" + SOCKET).is_listening), journal(host, "demo.socket")
     assert host.run(f"{CURL} http://localhost/").rc == 0, journal(host, SERVICE)
+
+
+def test_a_new_configuration_restarts_only_a_service_that_ran(host, tmp_path):
+    """A changed configuration restarts gunicorn only when it ran when the role looked at its
+    units: a stopped service is not asked about nor started (the next connection starts it with the
+    new file); a running one is restarted onto the new file."""
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    conf = "/etc/gunicorn/demo.conf.py"
+    assert host.run(f"systemctl stop {SERVICE}").rc == 0
+    rc, out, changed = playbook(tmp_path, converge, {"gunicorn_keepalive": 7})
+    assert rc == 0 and min(changed.values()) >= 1, out[-3000:]
+    assert "keepalive = 7" in host.file(conf).content_string
+    assert not task_ran(out, "Check whether gunicorn is running"), out[-3000:]
+    assert not task_ran(out, "Restart gunicorn"), out[-3000:]
+    assert main_pid(host, SERVICE) == 0, journal(host, SERVICE)
+    assert host.run(f"{CURL} http://localhost/").rc == 0, journal(host, SERVICE)
+    started = main_pid(host, SERVICE)
+    assert started != 0
+    # The default again, with the service running: it restarts.
+    rc, out, changed = playbook(tmp_path, converge)
+    assert rc == 0 and min(changed.values()) >= 1, out[-3000:]
+    assert "keepalive = 5" in host.file(conf).content_string
+    assert task_ran(out, "Check whether gunicorn is running") and task_ran(out, "Restart gunicorn"), out[-3000:]
+    assert wait_for(lambda: main_pid(host, SERVICE) not in (0, started)), journal(host, SERVICE)
+    assert host.run(f"{CURL} http://localhost/").rc == 0, journal(host, SERVICE)
