@@ -176,3 +176,21 @@ def test_a_cache_made_a_shard_stops_replicating_and_leaves_the_sentinels(hosts, 
         assert master(host, NAMES["broker"]).get("name") == NAMES["broker"]
     rc, out, changed = playbook(tmp_path, scenario_converge, {"redis_cache_sharded": True})
     assert rc == 0 and set(changed.values()) == {0}, (changed, out[-4000:])
+
+
+def test_a_stopped_sentinel_is_started_again_and_the_others_are_left_alone(hosts, tmp_path):
+    """A Sentinel stopped outside the role: the next run (which reads the Sentinel's state with the
+    instances') enables and starts it, and it watches the broker again; on the other hosts, whose
+    Sentinels run, the run changes nothing and restarts nothing."""
+    stopped = hosts[SENTINEL_ONLY]
+    assert stopped.run("systemctl stop redis-server@sentinel").rc == 0
+    running = {name: main_pid(host, "redis-server@sentinel") for name, host in hosts.items() if name != SENTINEL_ONLY}
+    scenario_converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    # The cache stays sharded, as the test before left it.
+    rc, out, changed = playbook(tmp_path, scenario_converge, {"redis_cache_sharded": True})
+    assert rc == 0 and changed[SENTINEL_ONLY] >= 1, (changed, out[-4000:])
+    assert all(changed[name] == 0 for name in running), (changed, out[-4000:])
+    assert wait_for(lambda: stopped.service("redis-server@sentinel").is_running), \
+        journal(stopped, "redis-server@sentinel")
+    assert wait_for(lambda: master(stopped, NAMES["broker"]).get("name") == NAMES["broker"], timeout=20)
+    assert running == {name: main_pid(hosts[name], "redis-server@sentinel") for name in running}
