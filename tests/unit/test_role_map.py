@@ -87,21 +87,27 @@ def _site_role_tasks():
 
 @pytest.mark.parametrize("role", ROLES)
 def test_the_stack_enters_each_role_where_its_spec_is_not_checked_again(role):
-    """site.yml enters every role through tasks/stack.yml, which runs tasks/main.yml and has no
-    argument spec (django in two halves, tasks/stack_build.yml early and tasks/stack.yml, which
-    together run what tasks/main.yml runs) (the preflight has checked the input against the role's main spec), while the
-    role run on its own keeps its main spec."""
+    """site.yml enters every role through tasks/stack.yml (django in two halves, tasks/stack_build.yml
+    early and tasks/stack.yml), which runs what tasks/main.yml runs but the role's fact gathering
+    and input checks, and has no argument spec: the preflight gathered the facts and checked the
+    input against the role's main spec and rules. The role run on its own keeps its main spec."""
     entries = {}
     for entry in _site_role_tasks():
         entries.setdefault(entry["name"].removeprefix("djangoprod.stack."), []).append(entry.get("tasks_from"))
     assert entries[role] in (["stack"], ["stack_build", "stack"]), f"site.yml enters {role} through {entries[role]}"
 
-    def imports(name):
-        tasks = yaml.safe_load((ROOT / "roles" / role / "tasks" / name).read_text())
-        return [task.get("ansible.builtin.import_tasks") for task in tasks]
+    def tasks(name):
+        return yaml.safe_load((ROOT / "roles" / role / "tasks" / name).read_text())
 
-    # Together, the entry points import what tasks/main.yml does, in the same order.
-    entered = [path for name in entries[role] for path in imports(f"{name}.yml")]
-    assert entered == (["main.yml"] if entries[role] == ["stack"] else imports("main.yml")), role
+    # Together, the entry points import what tasks/main.yml imports, in the same order: all it
+    # does besides is gather the role's facts and check its input, which the preflight did.
+    main = tasks("main.yml")
+    entered = [task.get("ansible.builtin.import_tasks") for name in entries[role] for task in tasks(f"{name}.yml")]
+    imported = [task["ansible.builtin.import_tasks"] for task in main if "ansible.builtin.import_tasks" in task]
+    assert entered == imported, role
+    others = [task["name"] for task in main if "ansible.builtin.import_tasks" not in task]
+    assert others in (["Check the role's input"], ["Gather the facts this role needs", "Check the role's input"]), role
+    checks = next(task for task in main if task["name"] == "Check the role's input")
+    assert checks["ansible.builtin.include_tasks"]["file"] == "checks.yml", role
     specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
     assert "main" in specs and "stack" not in specs, role
