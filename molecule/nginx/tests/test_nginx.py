@@ -11,7 +11,9 @@ from helpers.stack import (
     assert_sandboxed,
     journal,
     main_pid,
+    playbook,
     public_listeners,
+    task_ran,
     tcp_listeners,
     wildcards,
 )
@@ -346,3 +348,26 @@ def test_a_sandbox_nginx_cannot_start_in_is_taken_back(host, tmp_path):
     assert_bad_sandbox_taken_back(host, tmp_path, str(pathlib.Path(__file__).parents[1] / "converge.yml"),
                                   "nginx_hardening_properties",
                                   "/etc/systemd/system/nginx.service.d/60-djangoprod-hardening.conf", serving)
+
+
+def test_a_configuration_broken_outside_the_role_fails_each_run_until_fixed(host, tmp_path):
+    """nginx -t runs again only after a change, or where the probe's nginx -t failed: a run with
+    nothing to change does not ask it; a file nginx rejects, put there by hand, fails every run
+    with nginx's verdict while nginx keeps serving; once it is gone, the run passes unchanged."""
+    converge = str(pathlib.Path(__file__).parents[1] / "converge.yml")
+    rc, out, changed = playbook(tmp_path, converge)
+    assert rc == 0 and set(changed.values()) == {0}, out[-3000:]
+    assert not task_ran(out, "Run nginx -t"), out[-3000:]
+    broken = "/etc/nginx/conf.d/zz-broken-by-hand.conf"
+    host.run(f"echo 'this_is_not_a_directive on;' > {broken}")
+    try:
+        for _run in range(2):
+            rc, out, _changed = playbook(tmp_path, converge)
+            text = " ".join(out.split())
+            assert rc != 0 and "nginx -t rejects the configuration" in text, out[-3000:]
+            assert "this_is_not_a_directive" in text, out[-3000:]
+            assert request(host, f"https://{NAME}/hello/")[0] == 200
+    finally:
+        host.run(f"rm -f {broken}")
+    rc, out, changed = playbook(tmp_path, converge)
+    assert rc == 0 and set(changed.values()) == {0}, out[-3000:]
