@@ -44,3 +44,25 @@ def test_a_redis_layout_that_cannot_work_stops_the_preflight(tmp_path, counts, e
     assert rc != 0, out[-3000:]
     assert message in flat, out[-3000:]
     assert "TASK [Preflight | Check the site, the inventory groups and the Redis Sentinels]" in out, out[-3000:]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"redis_broker_enabled": True},
+     "redis_broker_password is required while redis_broker_enabled is true (keep it in a vault file)"),
+    ({"redis_replication_enabled": True, "redis_replication_password": ""},
+     "replication needs redis_address and redis_replication_password"),
+    ({"redis_sentinel_addresses": ["10.0.0.7"], "redis_sentinel_password": ""},
+     "a Sentinel (or redis_sentinel_addresses) needs redis_address and redis_sentinel_password"),
+])
+def test_redis_settings_a_role_cannot_run_with_stop_the_preflight(tmp_path, extra, message):
+    """What the broker, replication and Sentinels need when they are on is the redis role's own
+    check (tasks/checks.yml): the preflight runs it on the Redis hosts before any host changes
+    (limited to the Redis host: the other roles' checks would want an app to deploy)."""
+    variables = tmp_path / "stack.yml"
+    variables.write_text(yaml.safe_dump({**STACK, **extra, "ansible_python_interpreter": sys.executable}))
+    rc, out = run(["-i", str(inventory(tmp_path, **BASE, redis=1)), "-e", f"@{variables}", "--limit", "redis1",
+                   str(ROOT / "playbooks" / "preflight.yml")])
+    flat = " ".join(out.split())
+    assert rc != 0, out[-3000:]
+    assert message in flat, out[-3000:]
+    assert "TASK [djangoprod.stack.redis : Check the role's input against meta/input_rules.yml]" in out, out[-3000:]
