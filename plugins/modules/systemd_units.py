@@ -151,9 +151,10 @@ def parse_show(text, names):
 
 
 def is_enabled(rc, out):
-    """Whether `systemctl is-enabled` calls the unit enabled, read as systemd_service reads it:
-    exit status 0, except for the states 'indirect' and 'alias'."""
-    return rc == 0 and out.strip() not in ("indirect", "alias")
+    """Whether the unit counts as enabled, read from `systemctl is-enabled` as systemd_service
+    reads it: exit status 0, except for 'enabled-runtime' (enabled until the next boot only, as by
+    a generator: it is enabled for good), 'indirect' and 'alias'."""
+    return rc == 0 and out.strip() not in ("enabled-runtime", "indirect", "alias")
 
 
 def plan(entry, status, enabled):

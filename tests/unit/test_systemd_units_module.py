@@ -154,7 +154,8 @@ def test_a_failed_command_fails_the_call_and_keeps_what_it_applied(host):
 
 
 @pytest.mark.parametrize(("rc", "out", "enabled"), [
-    (0, "enabled\n", True), (0, "static\n", True), (0, "indirect\n", False), (0, "alias\n", False),
+    (0, "enabled\n", True), (0, "static\n", True), (0, "enabled-runtime\n", False),
+    (0, "indirect\n", False), (0, "alias\n", False),
     (1, "disabled\n", False), (1, "masked\n", False)])
 def test_enabled_is_read_as_systemd_service_reads_it(rc, out, enabled):
     assert is_enabled(rc, out) is enabled

@@ -234,7 +234,8 @@ def test_only_expected_ports_listen_publicly(host):
 
 
 def test_check_mode_on_the_converged_host_changes_nothing():
-    """ansible-playbook --check --diff of the same playbook reports changed=0 (and runs clean)."""
+    """ansible-playbook --check --diff of the same playbook reports changed=0, runs clean, and
+    makes no apt or systemd call."""
     scenario = pathlib.Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
     inventory = os.environ["MOLECULE_INVENTORY_FILE"]
     playbook = (scenario / "../../playbooks/small.yml").resolve()
@@ -248,6 +249,13 @@ def test_check_mode_on_the_converged_host_changes_nothing():
     counts = dict(re.findall(r"(\w+)=(\d+)", recap))
     assert counts.get("changed") == "0", recap
     assert counts.get("failed") == "0", recap
+    # With nothing to change, each role only reads and compares: no task that installs packages or
+    # starts, stops, enables, masks, reloads or restarts a unit runs (the probes found them all as
+    # wanted), so a no-change run makes no apt or systemd call.
+    ran = re.findall(r"^(?:TASK|RUNNING HANDLER) \[(?:[\w.]+ : )?([^\]]*)\] \**\n(?:ok|changed): ",
+                     proc.stdout, re.MULTILINE)
+    acting = [name for name in ran if re.match(r"(Enable|Start|Stop|Restart|Reload|Install|Mask)\b", name)]
+    assert ran and acting == [], acting
 
 
 def test_no_failed_units(host):
