@@ -58,6 +58,6 @@ def test_the_controller_play_targets_every_host_whatever_the_branch():
 
 
 def test_every_entry_playbook_imports_it_first():
-    for name in ("small.yml", "medium.yml", "large.yml", "preflight.yml"):
+    for name in ("small.yml", "medium.yml", "large.yml", "preflight.yml", "promote.yml", "backup.yml", "restore.yml"):
         plays = yaml.safe_load((PLAYBOOKS / name).read_text(encoding="utf-8"))
         assert plays[0].get("ansible.builtin.import_playbook") == "controller.yml", name
