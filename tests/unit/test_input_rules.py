@@ -328,9 +328,15 @@ def test_the_role_applies_its_rules_before_any_change(role):
     assert not changing or include[0] < changing[0], role
 
 
+def _preflight_tasks():
+    """The tasks of the preflight's play (after playbooks/controller.yml, imported first)."""
+    plays = yaml.safe_load((ROOT / "playbooks" / "preflight.yml").read_text(encoding="utf-8"))
+    return next(play for play in plays if play.get("name") == "Preflight | inventory and stack variables")["tasks"]
+
+
 def test_the_preflight_records_the_roles_it_checked():
     """The flag the roles read is set by the preflight, after the loop that runs their checks."""
-    tasks = yaml.safe_load((ROOT / "playbooks" / "preflight.yml").read_text(encoding="utf-8"))[0]["tasks"]
+    tasks = _preflight_tasks()
     names = [task["name"] for task in tasks]
     loop = names.index("Preflight | Check each role's own rules on the hosts that run it")
     record = names.index("Preflight | Record which roles' input is checked on this host")
@@ -341,7 +347,7 @@ def test_the_preflight_records_the_roles_it_checked():
 def test_the_preflight_resolves_only_the_wirings_own_host_lists():
     """The wiring values the preflight keeps as facts are the wiring's own (__stack_* of
     group_vars/all), hold no secret, and are resolved before the role checks read them."""
-    tasks = yaml.safe_load((ROOT / "playbooks" / "preflight.yml").read_text(encoding="utf-8"))[0]["tasks"]
+    tasks = _preflight_tasks()
     names = [task["name"] for task in tasks]
     resolve = names.index("Preflight | Resolve the wiring's host lists and addresses once")
     assert resolve < names.index("Preflight | Check each role's input on the hosts that run it")
